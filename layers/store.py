@@ -1,0 +1,149 @@
+"""Where layer copies live. One ObjectStore interface (as Litestream's ReplicaClient), two backends:
+an S3 bucket (moto_server or a real endpoint) and a local folder; tests/test_store_contract.py runs one
+contract suite against both. Objects stream through files: nothing is held whole in memory."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import botocore.exceptions
+
+
+class ObjectMissing(KeyError):
+    pass
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime
+
+
+class ObjectStore(ABC):
+    """A flat key space of immutable objects."""
+
+    @abstractmethod
+    def put(self, key: str, source: IO[bytes], metadata: dict[str, str] | None = None) -> None: ...
+
+    @abstractmethod
+    def get(self, key: str, sink: IO[bytes]) -> dict[str, str]:
+        """Stream the object into sink; return its metadata. Raises ObjectMissing."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        """Objects under prefix, sorted by key."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where this store is, for reports (never with credentials)."""
+
+    def put_bytes(self, key: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        self.put(key, io.BytesIO(data), metadata)
+
+    def get_bytes(self, key: str) -> bytes:
+        buf = io.BytesIO()
+        self.get(key, buf)
+        return buf.getvalue()
+
+
+class S3Store(ObjectStore):
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def put(self, key: str, source: IO[bytes], metadata: dict[str, str] | None = None) -> None:
+        self.client.upload_fileobj(source, self.bucket, self.prefix + key, ExtraArgs={"Metadata": metadata or {}})
+
+    def get(self, key: str, sink: IO[bytes]) -> dict[str, str]:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+            self.client.download_fileobj(self.bucket, self.prefix + key, sink)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise ObjectMissing(key) from None
+            raise
+        return dict(head.get("Metadata", {}))
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        ):
+            for obj in page.get("Contents", []):
+                out.append(ObjectInfo(obj["Key"][len(self.prefix) :], obj["Size"], obj["LastModified"]))
+        return sorted(out, key=lambda o: o.key)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
+
+class LocalStore(ObjectStore):
+    """A folder; metadata beside each object as `<key>.meta` lines. Writes are atomic (rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"file:{self.root}"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"object key {key!r} leaves the store")
+        return path
+
+    def put(self, key: str, source: IO[bytes], metadata: dict[str, str] | None = None) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        with tmp.open("wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        meta = "".join(f"{k}={v}\n" for k, v in (metadata or {}).items())
+        tmp.with_name(f".{path.name}.meta.part").write_text(meta)
+        os.replace(tmp.with_name(f".{path.name}.meta.part"), path.with_name(f".{path.name}.meta"))
+        os.replace(tmp, path)
+
+    def get(self, key: str, sink: IO[bytes]) -> dict[str, str]:
+        path = self._path(key)
+        try:
+            with path.open("rb") as src:
+                shutil.copyfileobj(src, sink, 1 << 20)
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        meta_path = path.with_name(f".{path.name}.meta")
+        lines = meta_path.read_text().splitlines() if meta_path.exists() else []
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        out = []
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    stat = path.stat()
+                    out.append(ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)))
+        return sorted(out, key=lambda o: o.key)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        path.with_name(f".{path.name}.meta").unlink(missing_ok=True)

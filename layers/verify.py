@@ -1,0 +1,132 @@
+"""Layer 3, verification: what must hold before a restored database is trusted and put back in service.
+Serving (reads and a rolled-back write), `PRAGMA integrity_check`, `PRAGMA foreign_key_check`, per-table
+row counts and content checksums against the ledger's expectation, and a clean point in time (no holes).
+Every check's outcome is kept, not only the verdict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from fixtures.digest import Row, TableDigest
+from fixtures.hrana import HranaError, HranaSession
+from fixtures.ledger import Key, LossAssessment, Write, assess
+
+PAGE = 2000
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Verification:
+    checks: tuple[Check, ...]
+    loss: LossAssessment
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{c.name}: {c.detail}" for c in self.checks if not c.ok]
+
+
+def _timed(name: str, probe: Callable[[], tuple[bool, str]]) -> Check:
+    start = time.monotonic()
+    try:
+        ok, detail = probe()
+    except (HranaError, OSError) as exc:
+        ok, detail = False, f"{type(exc).__name__}: {exc}"[:500]
+    return Check(name, ok, detail, time.monotonic() - start)
+
+
+def _single_value_check(s: HranaSession, pragma: str) -> tuple[bool, str]:
+    rows = s.execute(pragma).rows
+    ok = rows == [("ok",)]
+    return ok, "ok" if ok else "; ".join(str(r[0]) for r in rows[:5])
+
+
+def _fk_check(s: HranaSession) -> tuple[bool, str]:
+    rows = s.execute("PRAGMA foreign_key_check").rows
+    return not rows, f"{len(rows)} violation(s), e.g. {rows[:3]}" if rows else "no violations"
+
+
+def _write_probe(s: HranaSession) -> tuple[bool, str]:
+    """Prove the database takes writes without leaving anything behind."""
+    s.execute("BEGIN IMMEDIATE")
+    try:
+        s.execute("CREATE TABLE _drill_write_probe (x)")
+        s.execute("INSERT INTO _drill_write_probe VALUES (1)")
+    finally:
+        s.execute("ROLLBACK")
+    return True, "write accepted and rolled back"
+
+
+def scan(s: HranaSession, table: str, keys: set[object]) -> tuple[TableDigest, dict[Key, Row]]:
+    """Digest of a whole table, paged by id, and the rows of the given keys."""
+    digest, picked, after = TableDigest(), {}, None
+    while True:
+        if after is None:
+            rows = s.execute(f"SELECT * FROM {table} ORDER BY id LIMIT {PAGE}").rows
+        else:
+            rows = s.execute(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT {PAGE}", [after]).rows
+        for row in rows:
+            digest = digest.add(row)
+            if row[0] in keys:
+                picked[(table, row[0])] = row
+        if len(rows) < PAGE:
+            return digest, picked
+        after = rows[-1][0]
+
+
+def verify(
+    url: str, *, tables: tuple[str, ...], base: Mapping[str, TableDigest], writes: list[Write], timeout: float = 120
+) -> Verification:
+    """Verify the database at `url` against `base` (the seed's digests) plus the ledger's `writes`."""
+    checks: list[Check] = []
+    keys: dict[str, set[object]] = {}
+    for write in writes:
+        for change in write.changes:
+            keys.setdefault(change.table, set()).add(change.key)
+    with HranaSession(url, timeout=timeout) as s:
+        checks.append(_timed("serving", lambda: (s.execute("SELECT 1").rows == [(1,)], "answers queries")))
+        checks.append(_timed("integrity_check", lambda: _single_value_check(s, "PRAGMA integrity_check")))
+        checks.append(_timed("foreign_key_check", lambda: _fk_check(s)))
+        observed: dict[Key, Row | None] = {}
+        digests: dict[str, TableDigest] = {}
+        started = time.monotonic()
+        try:
+            for table in tables:
+                digests[table], rows = scan(s, table, keys.get(table, set()))
+                observed.update(rows)
+        except HranaError as exc:
+            checks.append(Check("content_scan", False, str(exc)[:500], time.monotonic() - started))
+        loss = assess(writes, observed)
+        expected = loss.expected_digests(base)
+        if len(digests) == len(tables):
+            wrong_count = [f"{t}: {digests[t].count} rows, expected {expected[t].count}" for t in tables
+                           if digests[t].count != expected[t].count]  # fmt: skip
+            wrong_sum = [f"{t}: {digests[t].hex} != {expected[t].hex}" for t in tables
+                         if digests[t].checksum != expected[t].checksum]  # fmt: skip
+            spent = time.monotonic() - started
+            checks.append(Check("row_counts", not wrong_count, "; ".join(wrong_count) or "all tables match", spent))
+            checks.append(Check("content_checksums", not wrong_sum, "; ".join(wrong_sum) or "all tables match"))
+        checks.append(
+            Check(
+                "point_in_time",
+                not loss.holes and not loss.diverged,
+                f"{len(loss.holes)} older write(s) missing while newer survive, {len(loss.diverged)} diverged row(s)"
+                if loss.holes or loss.diverged
+                else f"consistent with the ledger up to write {loss.cut}",
+            )
+        )
+        checks.append(_timed("write_probe", lambda: _write_probe(s)))
+    return Verification(tuple(checks), loss, {t: d.count for t, d in digests.items()})

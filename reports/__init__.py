@@ -1,0 +1,1 @@
+"""What drills leave: the result record, the append-only history, the summary table."""

@@ -1,0 +1,108 @@
+"""The append-only run history, storage chosen by URI (as pytest-benchmark's --benchmark-storage):
+  file:PATH            one JSON document per line; appends are single locked writes, so concurrent
+                       pytest workers never interleave or half-write a record
+  s3://BUCKET/PREFIX   one object per record (append-only by construction); endpoint and credentials from
+                       DRILL_HISTORY_S3_ENDPOINT / DRILL_HISTORY_S3_ACCESS_KEY_ID / ..._SECRET_ACCESS_KEY
+                       (or the AWS_* variables), so ephemeral CI runners keep a trend."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from fixtures.config import ConfigError
+
+
+class History(ABC):
+    @abstractmethod
+    def append(self, record: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def load(self) -> list[dict[str, Any]]:
+        """Every record, oldest first."""
+
+    @property
+    @abstractmethod
+    def uri(self) -> str: ...
+
+
+class FileHistory(History):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def uri(self) -> str:
+        return f"file:{self.path}"
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def load(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        out = []
+        with self.path.open() as fh:
+            for line in fh:
+                if line.strip():
+                    out.append(json.loads(line))
+        return out
+
+
+class S3History(History):
+    def __init__(self, bucket: str, prefix: str, client: Any) -> None:
+        self.bucket, self.prefix, self.client = bucket, prefix.strip("/"), client
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def append(self, record: dict[str, Any]) -> None:
+        key = f"{self.prefix}/{record.get('started_at', '')}-{uuid.uuid4().hex}.json".lstrip("/")
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(record, sort_keys=True).encode())
+
+    def load(self) -> list[dict[str, Any]]:
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for obj in page.get("Contents", []):
+                body = self.client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read()
+                out.append(json.loads(body))
+        return sorted(out, key=lambda r: r.get("started_at", ""))
+
+
+def open_history(uri: str, *, base: Path | None = None) -> History:
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        path = Path(uri[len("file:") :].removeprefix("//"))
+        return FileHistory(path if path.is_absolute() or base is None else base / path)
+    if parsed.scheme == "s3" and parsed.netloc:
+        import boto3
+
+        env = os.environ.get
+        client = boto3.client(
+            "s3",
+            endpoint_url=env("DRILL_HISTORY_S3_ENDPOINT") or None,
+            aws_access_key_id=env("DRILL_HISTORY_S3_ACCESS_KEY_ID") or env("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=env("DRILL_HISTORY_S3_SECRET_ACCESS_KEY") or env("AWS_SECRET_ACCESS_KEY"),
+            region_name=env("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+        return S3History(parsed.netloc, parsed.path, client)
+    raise ConfigError(
+        f"drill_history={uri!r} is not a history location: use file:PATH (e.g. file:.drills/history.jsonl) "
+        "or s3://BUCKET/PREFIX"
+    )

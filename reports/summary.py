@@ -1,0 +1,29 @@
+"""The table printed at the end of `pytest drills/`: per drill, RPO and RTO beside the objectives."""
+
+from __future__ import annotations
+
+from reports.result import PHASES, DrillResult
+
+
+def summary_lines(results: list[DrillResult]) -> list[str]:
+    header = ("drill", "backend", "layers", "RPO writes", "RPO s (obj)", "RTO s (obj)", "phases d/p/r/v", "verdict")
+    rows = [header]
+    for r in results:
+        rows.append(
+            (
+                r.scenario,
+                r.backend,
+                r.layers,
+                f"{r.rpo_writes}/{r.acked_writes}",
+                f"{r.rpo_seconds:.2f} ({r.objectives.rpo_seconds:g})",
+                f"{r.rto_seconds:.2f} ({r.objectives.rto_seconds:g})",
+                "/".join(f"{r.phases.get(p, 0.0):.2f}" for p in PHASES),
+                r.verdict.upper(),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for r in results:
+        lines += [f"{r.scenario} [{r.backend}]: {f}" for f in r.failures]
+    return lines
