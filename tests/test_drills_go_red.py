@@ -1,0 +1,35 @@
+"""Every drill must go red when its recovery is broken: run it with a sabotaged recovery and check the
+drill fails for the right reason and records a failing verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.drillrun import run_pytest
+
+CASES = [
+    # (drill, sabotage, words the failure must contain)
+    ("drills/test_total_loss.py", "total-loss-restore-noop", "row_counts"),
+]
+
+
+@pytest.mark.parametrize(("drill", "sabotage", "reason"), CASES, ids=[c[1] for c in CASES])
+def test_drill_fails_when_recovery_is_broken(tmp_path: Path, drill: str, sabotage: str, reason: str) -> None:
+    run = run_pytest(
+        [drill, "-p", "tests.sabotage", "--drill-backend=process", "--drill-backup-interval=1",
+         "--drill-backup-retention-count=4"],
+        tmp_path, env={"DRILL_SABOTAGE": sabotage},
+    )  # fmt: skip
+    assert run.returncode == 1, run.output[-3000:]
+    assert "1 failed" in run.output
+    assert reason in run.output, run.output[-3000:]
+    assert [r["verdict"] for r in run.history] == ["fail"]
+
+
+def test_unsabotaged_drill_passes(tmp_path: Path) -> None:
+    """The control: the same command without sabotage passes and records a passing verdict."""
+    run = run_pytest(["drills/test_total_loss.py", "--drill-backend=process"], tmp_path)
+    assert run.returncode == 0, run.output[-3000:]
+    assert [r["verdict"] for r in run.history] == ["pass"]
