@@ -42,6 +42,13 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """End whatever a killed earlier run left running (its owner process is gone)."""
+    swept = session.config.stash[SESSION].reaper.sweep_stale()
+    if swept:
+        session.config.get_terminal_writer().line(f"drill: ended leftovers of {len(swept)} killed run(s)")
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is not None:

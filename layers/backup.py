@@ -112,7 +112,7 @@ def take_backup(server_url: str, catalog: BackupCatalog, *, sqld_version: str, t
     with tempfile.TemporaryFile() as spool:
         with requests.get(f"{server_url}/dump", stream=True, timeout=timeout) as response:
             response.raise_for_status()
-            with gzip.GzipFile(fileobj=_Hashing(spool, digest), mode="wb", mtime=0) as gz:
+            with gzip.GzipFile(fileobj=_Hashing(spool, digest), mode="wb", compresslevel=1, mtime=0) as gz:
                 for block in response.iter_content(1 << 20):
                     gz.write(block)
         size = spool.tell()
@@ -164,6 +164,7 @@ class BackupScheduler:
         self.sqld_version = sqld_version
         self.succeeded = 0
         self.failed = 0
+        self.last_seconds = 0.0  # how long the newest backup took
         self._stop = threading.Event()
         self._done = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -179,6 +180,7 @@ class BackupScheduler:
             self._thread.join(timeout=60)
 
     def run_once(self) -> CatalogEntry | None:
+        started = time.monotonic()
         try:
             entry = take_backup(self.server_url, self.catalog, sqld_version=self.sqld_version)
         except Exception as exc:
@@ -186,6 +188,7 @@ class BackupScheduler:
             self.notify(Event(1, "failure", time.time(), {"source": self.server_url}, f"{type(exc).__name__}: {exc}"))
             return None
         self.succeeded += 1
+        self.last_seconds = time.monotonic() - started
         self.notify(Event(1, "success", time.time(), asdict(entry)))
         removed = apply_retention(self.catalog, self.policy, datetime.now(UTC))
         if removed:
