@@ -22,7 +22,7 @@ from typing import IO, Any
 import boto3
 
 from fixtures.binary import sqld_binary
-from fixtures.engine import engine_service
+from fixtures.engine import ensure_engine
 from fixtures.hrana import HranaSession
 from fixtures.image import ensure_image, resolve_image
 from fixtures.sqld import SqldServer, SqldSpec
@@ -140,7 +140,7 @@ def staging_server(backend: str, workdir: Path) -> Iterator[SqldServer]:
     with ExitStack() as stack:
         server: SqldServer
         if backend == "container":
-            engine = stack.enter_context(engine_service())
+            engine = ensure_engine()
             if engine is None:
                 raise SourceError("--backend container: no container engine answers (run scripts/setup.sh)")
             os.environ.update(engine.testcontainers_env())
