@@ -34,6 +34,12 @@ from layers.store import LocalStore, ObjectInfo, ObjectStore, S3Store
 from layers.verify import Check, _fk_check, _single_value_check, _timed, _write_probe
 
 
+USER_TABLES = (
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'libsql_%' "
+    "ORDER BY name"
+)
+
+
 class SourceError(ValueError):
     pass
 
@@ -122,9 +128,8 @@ def verify_staging(url: str, app: AppChecks, repeat: int = 5) -> tuple[list[Chec
             _timed("integrity_check", lambda: _single_value_check(s, "PRAGMA integrity_check")),
             _timed("foreign_key_check", lambda: _fk_check(s)),
         ]
-        tables = [r[0] for r in s.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-                                          "AND name NOT LIKE 'libsql_%' AND name NOT LIKE '_litestream%' ORDER BY name").rows]  # fmt: skip
-        counts = {str(t): int(s.execute(f'SELECT count(*) FROM "{t}"').rows[0][0] or 0) for t in tables}  # type: ignore[arg-type]
+        tables = [str(r[0]) for r in s.execute(USER_TABLES).rows]
+        counts = {t: int(str(s.execute(f'SELECT count(*) FROM "{t}"').rows[0][0])) for t in tables}
         checks.append(Check("row_counts", bool(counts), ", ".join(f"{t} {n}" for t, n in counts.items()) or "no tables"))
         checks += [_timed(f"app: {c.name}", lambda c=c: run_check(s, c)) for c in app.checks]  # type: ignore[misc]
         checks.append(_timed("write_probe", lambda: _write_probe(s)))
