@@ -20,6 +20,7 @@ from scenarios.base import Scenario
 from scenarios.runner import run_drill
 
 SESSION = pytest.StashKey[DrillSession]()
+PYTEST_SESSION = pytest.StashKey[pytest.Session]()  # to fail the run on drill regressions (drill_compare_fail)
 RESULT_PROPERTY = "drill_result"
 
 
@@ -44,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """End whatever a killed earlier run left running (its owner process is gone)."""
+    session.config.stash[PYTEST_SESSION] = session
     swept = session.config.stash[SESSION].reaper.sweep_stale()
     if swept:
         session.config.get_terminal_writer().line(f"drill: ended leftovers of {len(swept)} killed run(s)")
@@ -120,3 +122,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     session = config.stash.get(SESSION, None)
     if session is not None:
         terminalreporter.write_line(f"history: {session.history.uri}   artifacts: {session.artifacts}")
+    if session is not None and (session.config.report or session.config.compare_fail):
+        _report_and_compare(terminalreporter, config, session, sorted({r.run_id for r in results}))
+
+
+def _report_and_compare(
+    terminalreporter: Any, config: pytest.Config, session: DrillSession, run_ids: list[str]
+) -> None:
+    """drill_report: write the report; drill_compare_fail: report every regression once and fail the run
+    (as pytest-benchmark's --benchmark-compare-fail)."""
+    from reports.render import session_report  # pandas and matplotlib only when asked for
+
+    outcome = session_report(run_ids, session.history, session.config, config.rootpath)
+    for line in outcome.lines:
+        terminalreporter.write_line(line, red=bool(outcome.regressions) and not line.startswith("report:"))
+    if outcome.regressions:
+        config.stash[PYTEST_SESSION].exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -82,4 +82,12 @@ events_logger = \"file\""
   fi
 fi
 
+# Headless Chromium, for the test that opens the HTML drill report as a user would (tests/test_report_browser.py).
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  say "installing Debian's chromium (headless report check)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+fi
+
 "$PY" -m fixtures.image --sqld "$SQLD_DIR/sqld"

@@ -1,0 +1,92 @@
+"""One report from a history: which runs it is about, the charts, report.html, summary.md and the
+regressions, shared by `python -m reports.cli` and the pytest plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from fixtures.config import DrillConfig
+from reports.audit import audit
+from reports.charts import write_charts
+from reports.frame import HistoryFormatError, latest_run_ids, select_runs, to_frame
+from reports.history import History, open_history
+from reports.html import write_html
+from reports.markdown import write_markdown
+from reports.regression import DEFAULT_WINDOW, Regression, Threshold, find_regressions, parse_thresholds
+from reports.tables import report_data
+
+
+@dataclass(frozen=True)
+class Rendered:
+    charts: dict[str, Path]
+    html: Path
+    markdown: Path
+    regressions: list[Regression]
+
+
+def load_frame(uri: str, base: Path | None = None) -> tuple[pd.DataFrame, str]:
+    """The history at `uri` as a frame; an empty history is an error naming the fix."""
+    history = open_history(uri, base=base)
+    frame = to_frame(history.load())
+    if frame.empty:
+        raise HistoryFormatError(f"history {history.uri} holds no drill results: run `pytest drills` first "
+                                 "or point --history at the drills' history (drill_history)")  # fmt: skip
+    return frame, history.uri
+
+
+def resolve_runs(frame: pd.DataFrame, runs: Sequence[str]) -> list[str]:
+    """'latest' (default) = the newest run; 'all' = every run (each scenario's newest result); else run ids."""
+    if not runs or list(runs) == ["latest"]:
+        return latest_run_ids(frame)
+    if list(runs) == ["all"]:
+        return list(dict.fromkeys(frame["run_id"]))
+    return list(select_runs(frame, runs)["run_id"].drop_duplicates())
+
+
+def render_report(
+    frame: pd.DataFrame, run_ids: list[str], out: Path, *, thresholds: Iterable[Threshold] = (),
+    history: str = "", config: DrillConfig | None = None, window: int = DEFAULT_WINDOW, now: datetime | None = None,
+) -> Rendered:  # fmt: skip
+    """Writes `out`/charts/*.png, `out`/report.html and `out`/summary.md."""
+    checks = list(thresholds)
+    found = find_regressions(frame, run_ids, checks, window=window)
+    data = report_data(frame, run_ids, audit=audit(frame, now=now, config=config), regressions=found,
+                       specs=[t.spec for t in checks], history=history)  # fmt: skip
+    charts = write_charts(frame, out / "charts")
+    html = write_html(data, charts, out / "report.html")
+    markdown = write_markdown(data, charts, out / "summary.md")
+    return Rendered(charts, html, markdown, found)
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    lines: list[str]
+    regressions: list[Regression]
+
+
+def session_report(run_ids: list[str], history: History, config: DrillConfig, root: Path) -> SessionReport:
+    """What the pytest plugin adds to its summary: the report (drill_report) and the regressions of this
+    session's results (drill_compare_fail), all found before any is reported."""
+    if not config.report and not config.compare_fail:
+        return SessionReport([], [])
+    frame = to_frame(history.load())
+    thresholds = parse_thresholds(config.compare_fail)
+    lines = []
+    if config.report:
+        rendered = render_report(frame, run_ids, root / config.report, thresholds=thresholds, history=history.uri,
+                                 config=config)  # fmt: skip
+        found = rendered.regressions
+        lines.append(
+            f"report: {rendered.html}   summary: {rendered.markdown}   charts: {rendered.html.parent / 'charts'}"
+        )
+    else:
+        found = find_regressions(frame, run_ids, thresholds)
+    if found:
+        lines.append(f"drill results regressed ({', '.join(config.compare_fail)}):")
+        lines += [f"  {r.describe()}" for r in found]
+    return SessionReport(lines, found)
