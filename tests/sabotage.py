@@ -22,8 +22,73 @@ def _total_loss_restore_noop() -> None:
     total_loss.restore_latest = restore_noop  # type: ignore[assignment]
 
 
+def _region_outage_offsite_disabled() -> None:
+    """Layer 4 switched off: the offsite replicator runs but never copies anything to eu-west."""
+    from layers.offsite import OffsiteReplicator
+
+    OffsiteReplicator.run_once = lambda self: None  # type: ignore[method-assign]
+
+
+def _pitr_fork_after_incident() -> None:
+    """Layer 2 forks to a point after the incident instead of just before it (the operator's typo)."""
+    import math
+    import time
+
+    import scenarios.row_deletion as row_deletion
+
+    def after(incident_at: float) -> float:
+        point = math.floor(incident_at) + 2.0
+        time.sleep(max(0.0, point - time.time() + 0.1))  # the fork refuses points in the future
+        return point
+
+    row_deletion.restore_point = after  # type: ignore[assignment]
+
+
+def _pitr_surgical_skipped() -> None:
+    """The surgical repair finds the removed rows in the fork but never puts them back."""
+    import scenarios.row_deletion as row_deletion
+
+    row_deletion.reinsert = lambda live, rows, order: sum(len(r) for r in rows.values())  # type: ignore[assignment]
+
+
+def _table_corruption_restore_skipped() -> None:
+    """The integrity-gated layer-1 restore picks a backup but never replays it: the fresh server stays empty."""
+    import scenarios.table_corruption as tc
+
+    tc.restore_sound = lambda catalog, first, provision, tables: tc.SoundRestore(catalog.entries()[0], first, (), 0)  # type: ignore[assignment]
+
+
+def _table_corruption_restore_damaged_copy() -> None:
+    """The operator "restores" a file-level copy of the damaged database instead of a layer-1 backup."""
+    import dataclasses
+    import shutil
+
+    import scenarios.table_corruption as tc
+
+    def recover(drill: Any, watch: Any) -> dict[str, Any]:
+        damaged = drill.primary.db_file
+
+        def copy_back(catalog: Any, first: Any, provision: Any, tables: Any) -> Any:
+            first.kill()
+            first.db_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(damaged, first.db_file)
+            return tc.SoundRestore(catalog.entries()[0], first.start(), (), 1)
+
+        tc.restore_sound = copy_back  # type: ignore[assignment]
+        return tc.recover(drill, watch)
+
+    for name, scenario in tc.SCENARIOS.items():
+        tc.SCENARIOS[name] = dataclasses.replace(scenario, recover=recover)
+
+
 SABOTAGE: dict[str, Callable[[], None]] = {
     "total-loss-restore-noop": _total_loss_restore_noop,
+    "pitr-surgical-fork-after-incident": _pitr_fork_after_incident,
+    "pitr-rewind-fork-after-incident": _pitr_fork_after_incident,
+    "pitr-surgical-skipped": _pitr_surgical_skipped,
+    "region-outage-offsite-disabled": _region_outage_offsite_disabled,
+    "table-corruption-restore-skipped": _table_corruption_restore_skipped,
+    "table-corruption-restore-damaged-copy": _table_corruption_restore_damaged_copy,
 }
 
 

@@ -12,6 +12,14 @@ from tests.drillrun import run_pytest
 CASES = [
     # (drill, sabotage, words the failure must contain)
     ("drills/test_total_loss.py", "total-loss-restore-noop", "row_counts"),
+    ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-fork-after-incident", "row_counts"),
+    ("drills/test_row_deletion.py::test_row_deletion_rewind", "pitr-rewind-fork-after-incident", "row_counts"),
+    ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-skipped", "row_counts"),
+    ("drills/test_region_outage.py::test_region_outage", "region-outage-offsite-disabled", "no offsite copies"),
+    ("drills/test_table_corruption.py::test_table_corruption[process-index]", "table-corruption-restore-skipped",
+     "row_counts"),
+    ("drills/test_table_corruption.py::test_table_corruption[process-table]", "table-corruption-restore-damaged-copy",
+     "integrity_check"),
 ]
 
 
