@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fixtures.digest import Row, TableDigest
 from fixtures.hrana import HranaError, HranaSession
 from fixtures.ledger import Key, LossAssessment, Write, assess
+from layers.appchecks import AppChecks, benchmark, compare_benchmark, run_check
 
 PAGE = 2000
 
@@ -87,16 +88,34 @@ def scan(s: HranaSession, table: str, keys: set[object]) -> tuple[TableDigest, d
         after = rows[-1][0]
 
 
+@dataclass(frozen=True)
+class AppExpectations:
+    """The application's view of a healthy database: its checks, and its benchmark before the damage."""
+
+    checks: AppChecks = field(default_factory=AppChecks)
+    baseline: Mapping[str, float] = field(default_factory=dict)
+    repeat: int = 5
+    max_slowdown: float = 5.0
+
+
 def verify(
-    url: str, *, tables: tuple[str, ...], base: Mapping[str, TableDigest], writes: list[Write], timeout: float = 120
+    url: str,
+    *,
+    tables: tuple[str, ...],
+    base: Mapping[str, TableDigest],
+    writes: list[Write],
+    app: AppExpectations | None = None,
+    timeout: float = 120,
+    headers: dict[str, str] | None = None,
 ) -> Verification:
-    """Verify the database at `url` against `base` (the seed's digests) plus the ledger's `writes`."""
+    """Verify the database at `url` against `base` (the seed's digests) plus the ledger's `writes`, then
+    the application's checks and benchmark; `headers` go with every request (e.g. the sqld namespace header)."""
     checks: list[Check] = []
     keys: dict[str, set[object]] = {}
     for write in writes:
         for change in write.changes:
             keys.setdefault(change.table, set()).add(change.key)
-    with HranaSession(url, timeout=timeout) as s:
+    with HranaSession(url, timeout=timeout, headers=headers) as s:
         checks.append(_timed("serving", lambda: (s.execute("SELECT 1").rows == [(1,)], "answers queries")))
         checks.append(_timed("integrity_check", lambda: _single_value_check(s, "PRAGMA integrity_check")))
         checks.append(_timed("foreign_key_check", lambda: _fk_check(s)))
@@ -129,4 +148,15 @@ def verify(
             )
         )
         checks.append(_timed("write_probe", lambda: _write_probe(s)))
+        for app_check in app.checks.checks if app else ():
+            checks.append(_timed(f"app: {app_check.name}", lambda c=app_check: run_check(s, c)))  # type: ignore[misc]
+    if app and app.checks.benchmark:
+        checks.append(
+            _timed(
+                "benchmark",
+                lambda: compare_benchmark(
+                    dict(app.baseline), benchmark(url, app.checks.benchmark, app.repeat, headers=headers), app.max_slowdown
+                ),
+            )
+        )
     return Verification(tuple(checks), loss, {t: d.count for t, d in digests.items()})

@@ -24,6 +24,9 @@ class Scenario:
     damage: Callable[[Drill], None]  # inject the damage; the runner records the instant
     detect: Callable[[Drill], float]  # block until an operator would notice; the monotonic instant
     recover: Callable[[Drill, Stopwatch], dict[str, Any]]  # provision + restore (marking both); details
+    # optional: runs after the warm-up, right before the damage and outside the measured window
+    # (e.g. to time the damage against bottomless batch boundaries)
+    prepare: Callable[[Drill], None] | None = None
 
     @property
     def layer_label(self) -> str:

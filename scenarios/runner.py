@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from fixtures.drill import Drill
 from fixtures.seed import TABLES
-from layers.verify import Check, verify
+from layers.appchecks import benchmark
+from layers.verify import AppExpectations, Check, verify
 from reports.machine import commit_info, machine_info
 from reports.result import DrillResult, judge
 from reports.stopwatch import Stopwatch
@@ -21,6 +22,12 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
     started_at = datetime.now(UTC).isoformat()
     scenario.arm(drill)
     drill.warm_up()
+    if scenario.prepare is not None:
+        scenario.prepare(drill)
+
+    app = drill.session.app_checks
+    assert drill.primary is not None
+    baseline = benchmark(drill.primary.http_url, app.benchmark, config.benchmark_repeat, headers=drill.target_headers)
 
     failure_at = time.time()
     watch = Stopwatch()
@@ -30,10 +37,13 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
     details = scenario.recover(drill, watch)
 
     assert drill.primary is not None
-    verification = verify(drill.primary.http_url, tables=TABLES, base=drill.seed.tables, writes=drill.ledger.writes)
+    expectations = AppExpectations(app, baseline, config.benchmark_repeat, config.benchmark_max_slowdown)
+    verification = verify(drill.primary.http_url, tables=TABLES, base=drill.seed.tables, writes=drill.ledger.writes,
+                          app=expectations, headers=drill.target_headers)  # fmt: skip
     watch.mark("verify")
 
     checks = list(verification.checks)
+    checks += details.pop("checks", [])  # a scenario's own Checks (e.g. which regions its recovery read)
     if drill.scheduler is not None:
         successes = sum(1 for e in drill.notifications.events() if e.layer == 1 and e.kind == "success")
         checks.append(Check("layer1_notified", successes > 0, f"{successes} success notification(s)"))

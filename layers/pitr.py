@@ -1,0 +1,378 @@
+"""Layer 2, point-in-time recovery, on sqld's own mechanism: bottomless streams the WAL of every
+namespace to the primary region's bucket in batches; a point in time is restored by forking a namespace
+at a timestamp (admin `POST /v1/namespaces/NS/fork/NEW`). Before a point is relied on, the WAL up to it
+is proven to be in S3 (a fork otherwise silently comes back older). Two recoveries build on a fork:
+the in-place rewind (the live tables are made equal to the fork's) and the surgical repair (only the rows an
+incident removed are copied back from the fork into the live database)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fixtures.digest import Row
+from fixtures.hrana import HranaSession, Value
+from fixtures.s3 import S3Endpoint, aws_region_name
+from fixtures.sqld import SqldServer
+
+PITR_ARGS = ("--enable-namespaces", "--enable-bottomless-replication")
+PRODUCTION_BATCH_INTERVAL = 15  # sqld's default LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS
+_BATCH_KEY = re.compile(r"/(\d{12})-(\d{12})-(\d+)\.[a-z]+$")  # <first frame>-<last frame>-<flush second>.<codec>
+FLUSH_MARGIN = 0.25  # seconds a local batch flush may take past its second
+_NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class PitrError(RuntimeError):
+    """Layer 2 cannot give what was asked; the message says why and what to do."""
+
+
+class WalNotInS3(PitrError):
+    """The WAL up to the requested point has not reached S3: a fork now would return older data."""
+
+
+def namespace_headers(namespace: str) -> dict[str, str]:
+    """sqld picks the namespace from this header (base64 without padding) when the Host does not name it."""
+    return {"x-namespace-bin": base64.b64encode(namespace.encode()).decode().rstrip("=")}
+
+
+def bottomless_env(endpoint: S3Endpoint, bucket: str, database_id: str, batch_interval: int) -> dict[str, str]:
+    """The environment that makes sqld stream its WAL to `bucket` every `batch_interval` whole seconds."""
+    if batch_interval < 1 or int(batch_interval) != batch_interval:
+        raise PitrError(f"bottomless batch interval {batch_interval!r}: use whole seconds >= 1 (sqld exits on 0.5)")
+    return {
+        "LIBSQL_BOTTOMLESS_ENDPOINT": endpoint.url,
+        "LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID": endpoint.access_key,
+        "LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY": endpoint.secret_key,
+        "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION": aws_region_name(endpoint.region),
+        "LIBSQL_BOTTOMLESS_BUCKET": bucket,
+        "LIBSQL_BOTTOMLESS_DATABASE_ID": database_id,
+        "LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS": str(int(batch_interval)),
+    }
+
+
+def namespace_dir(server: SqldServer, namespace: str) -> Path:
+    """A namespace's folder on this host (data, data-wal, wallog)."""
+    return server.spec.storage / "db" / "dbs" / namespace
+
+
+def fork_timestamp(instant: float) -> str:
+    """The fork API's naive-UTC timestamp for an epoch instant (microseconds kept)."""
+    return datetime.fromtimestamp(instant, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def point_before(instant: float) -> float:
+    """The newest restore point that surely excludes a change committed at or after `instant`.
+    A fork at T applies every batch whose flush second is <= T, so a batch flushed a little after T
+    still applies: only T < floor(instant) keeps the change's batch out. The state restored is that of
+    the last batch flushed before floor(instant): granularity is the batch interval plus up to 1 s."""
+    return float(math.floor(instant) - 1)
+
+
+@dataclass(frozen=True)
+class Batch:
+    generation: str
+    first_frame: int
+    last_frame: int
+    flushed_second: int
+    modified: float  # epoch
+
+
+@dataclass(frozen=True)
+class UploadProof:
+    """Evidence that the WAL up to `instant` is in S3."""
+
+    instant: float
+    local_frame: int  # the newest local WAL frame, read after `instant`
+    uploaded_frame: int  # the newest frame in S3 (current generation)
+    generation: str
+    waited: float
+    newest_flush_second: int
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "local_frame": self.local_frame,
+            "uploaded_frame": self.uploaded_frame,
+            "generation": self.generation,
+            "waited_seconds": round(self.waited, 3),
+            "newest_batch_flushed": datetime.fromtimestamp(self.newest_flush_second, UTC).isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Fork:
+    namespace: str
+    requested: float  # the restore point asked for (epoch)
+    timestamp: str  # as sent to sqld
+    proof: UploadProof
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Layer2:
+    """One namespace of a sqld streaming to `bucket`: uploads proven, forks at a time, namespaces made."""
+
+    http_url: str
+    admin_url: str
+    namespace: str
+    database_id: str
+    bucket: str
+    s3: Any  # a boto3 S3 client of the bucket's region
+    batch_interval: int
+    timeout: float = 30.0
+    http: requests.Session = field(default_factory=requests.Session, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not _NAMESPACE.match(self.namespace):
+            raise PitrError(f"namespace {self.namespace!r}: use lowercase letters, digits, '-' or '_'")
+
+    @property
+    def db_name(self) -> str:
+        """bottomless's name of this namespace (metrics label, S3 prefix before the generation)."""
+        return f"ns-{self.database_id}:{self.namespace}"
+
+    def headers(self, namespace: str | None = None) -> dict[str, str]:
+        return namespace_headers(namespace or self.namespace)
+
+    def session(self, namespace: str | None = None, timeout: float = 60.0) -> HranaSession:
+        return HranaSession(self.http_url, timeout=timeout, headers=self.headers(namespace))
+
+    # -- namespaces ----------------------------------------------------------------------------------
+    def _admin(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> requests.Response:
+        response = self.http.request(method, f"{self.admin_url}{path}", json=body or {}, timeout=self.timeout)
+        if response.status_code != 200:
+            raise PitrError(f"{method} {path} answered HTTP {response.status_code}: {response.text[:300]}")
+        return response
+
+    def create(self, namespace: str | None = None) -> None:
+        """Create the namespace; an existing local file in its folder is adopted (and snapshotted to S3)."""
+        self._admin("POST", f"/v1/namespaces/{namespace or self.namespace}/create", {})
+
+    def delete(self, namespace: str) -> None:
+        """Delete a namespace this layer forked (never the live one); its S3 backup is kept."""
+        if namespace == self.namespace:
+            raise PitrError(f"refusing to delete the live namespace {namespace!r}")
+        self._admin("DELETE", f"/v1/namespaces/{namespace}", {"keep_backup": True})
+
+    # -- what reached S3 -----------------------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        """This namespace's bottomless gauges and counters from /metrics, by metric name."""
+        response = self.http.get(f"{self.admin_url}/metrics", timeout=self.timeout)
+        response.raise_for_status()
+        label = f'{{db_name="{self.db_name}"}}'
+        out: dict[str, float] = {}
+        for line in response.text.splitlines():
+            name, _, value = line.partition(label)
+            if value and name.startswith("bottomless_"):
+                out[name] = float(value)
+        return out
+
+    def batches(self) -> list[Batch]:
+        """Every WAL batch of this namespace in the bucket, all generations."""
+        found: list[Batch] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.db_name}-"):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                m = _BATCH_KEY.search(key)
+                if m:
+                    generation = key[len(self.db_name) + 1 : key.index("/")]
+                    found.append(Batch(generation, int(m[1]), int(m[2]), int(m[3]), obj["LastModified"].timestamp()))
+        return found
+
+    def current_batches(self) -> list[Batch]:
+        """The batches of the newest generation (the one written most recently)."""
+        all_batches = self.batches()
+        if not all_batches:
+            return []
+        newest = max(all_batches, key=lambda b: (b.modified, b.flushed_second)).generation
+        return sorted((b for b in all_batches if b.generation == newest), key=lambda b: b.last_frame)
+
+    def confirm_uploaded(self, instant: float, timeout: float | None = None) -> UploadProof:
+        """Block until every WAL batch a fork at `instant` would use is in S3, or raise WalNotInS3. The
+        newest local frame is read after `instant`'s second closed; the proof is a batch in S3 reaching it."""
+        budget = timeout if timeout is not None else self.batch_interval * 3 + 10
+        started = time.monotonic()
+        # A batch is keyed by the second it was flushed in, and the local frame gauge moves at flush time:
+        # once instant's second has closed, every batch a fork at `instant` may use is flushed locally.
+        wait = math.floor(instant) + 1 + FLUSH_MARGIN - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        local = int(self.metrics().get("bottomless_local_last_frame_no", 0))
+        queue = 0.0
+        batches: list[Batch] = []
+        problem = ""
+        while True:
+            try:
+                batches = self.current_batches()
+            except (BotoCoreError, ClientError) as exc:  # S3 unreachable: nothing can be proven
+                problem = f"; listing the bucket failed: {exc}"[:300]
+            uploaded = batches[-1].last_frame if batches else 0
+            queue = self.metrics().get("bottomless_s3_queue_size", 0.0)
+            if batches and uploaded >= local:
+                return UploadProof(instant, local, uploaded, batches[-1].generation, time.monotonic() - started,
+                                   batches[-1].flushed_second)  # fmt: skip
+            if time.monotonic() - started > budget:
+                break
+            time.sleep(min(0.1, self.batch_interval / 10))
+        newest = (
+            f"newest batch ends at frame {batches[-1].last_frame}, flushed "
+            f"{datetime.fromtimestamp(batches[-1].flushed_second, UTC).isoformat()}"
+            if batches
+            else "no WAL batch in the bucket at all"
+        )
+        raise WalNotInS3(
+            f"the WAL of {self.namespace} up to {fork_timestamp(instant)}Z (local frame {local}) has not reached "
+            f"s3://{self.bucket} after {budget:g}s ({newest}; upload queue {queue:g}{problem}): a fork to that time would "
+            "silently return older data. Check the S3 endpoint and sqld's log, then retry once the queue drains."
+        )
+
+    def wait_for_batches(self, count: int, timeout: float) -> None:
+        """Block until this namespace has at least `count` WAL batches in S3 (layer 2 is streaming)."""
+        deadline = time.monotonic() + timeout
+        while len(self.current_batches()) < count:
+            if time.monotonic() > deadline:
+                raise PitrError(
+                    f"layer 2 uploaded fewer than {count} WAL batch(es) of {self.namespace} to s3://{self.bucket} "
+                    f"in {timeout:g}s: check the bottomless settings and sqld's log"
+                )
+            time.sleep(0.05)
+
+    def wait_for_flush(self, timeout: float) -> float:
+        """Block until the next local batch flush (a batch boundary); its epoch instant."""
+        name = "bottomless_local_flush_time_count"
+        before = self.metrics().get(name, 0.0)
+        deadline = time.monotonic() + timeout
+        while self.metrics().get(name, 0.0) == before:
+            if time.monotonic() > deadline:
+                raise PitrError(f"no bottomless batch flush of {self.namespace} within {timeout:g}s")
+            time.sleep(0.02)
+        return time.time()
+
+    # -- restores ----------------------------------------------------------------------------------------
+    def fork(self, to: str, at: float, *, upload_timeout: float | None = None) -> Fork:
+        """A new namespace `to` holding this namespace as of `at` (epoch), once the WAL up to `at` is
+        proven in S3. The restored state is that of the last batch flushed in or before `at`'s second."""
+        if at > time.time():
+            raise PitrError(f"restore point {fork_timestamp(at)}Z is in the future: pick a time that has passed")
+        if to == self.namespace or not _NAMESPACE.match(to) or to.startswith(f"{self.namespace}-"):
+            # sqld 0.24 bug: deleting NS while a namespace NS-... exists leaves a tombstone that breaks NS
+            raise PitrError(f"fork target {to!r}: use a new name that is not the live namespace or NS-...")
+        proof = self.confirm_uploaded(at, upload_timeout)
+        started = time.monotonic()
+        stamp = fork_timestamp(at)
+        self._admin("POST", f"/v1/namespaces/{self.namespace}/fork/{to}", {"timestamp": stamp})
+        return Fork(to, at, stamp, proof, time.monotonic() - started)
+
+
+def _paged(s: HranaSession, table: str, page: int) -> Iterator[Row]:
+    after: Value = None
+    while True:
+        if after is None:
+            rows = s.execute(f"SELECT * FROM {table} ORDER BY id LIMIT {page}").rows
+        else:
+            rows = s.execute(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT {page}", [after]).rows
+        yield from (tuple(r) for r in rows)
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
+
+
+def table_diff(staging: HranaSession, live: HranaSession, table: str, page: int = 2000) -> tuple[list[Row], list[Value]]:
+    """(rows the live table must get, ids it must lose) to equal the staging table: a merge by id."""
+    upsert: list[Row] = []
+    drop: list[Value] = []
+    want, have = _paged(staging, table, page), _paged(live, table, page)
+    a, b = next(want, None), next(have, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):  # type: ignore[operator]
+            upsert.append(a)  # type: ignore[arg-type]
+            a = next(want, None)
+        elif a is None or b[0] < a[0]:  # type: ignore[operator]
+            drop.append(b[0])  # type: ignore[arg-type]
+            b = next(have, None)
+        else:
+            if a != b:
+                upsert.append(a)
+            a, b = next(want, None), next(have, None)
+    return upsert, drop
+
+
+def rewind_in_place(staging: HranaSession, live: HranaSession, tables: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """The in-place rewind: make each of `tables` in the live namespace equal to the staging fork, by
+    primary key, in one transaction through sqld (bottomless streams it like any write; no restart).
+    A file swap does not work with namespaces: on load bottomless sees the S3 generation is newer than
+    the swapped-in file and restores over it. Returns {table: (rows written, rows deleted)}."""
+    diffs = {t: table_diff(staging, live, t) for t in tables}
+    live.execute("BEGIN IMMEDIATE")
+    try:
+        for table in reversed(tables):  # children first
+            for key in diffs[table][1]:
+                live.execute(f"DELETE FROM {table} WHERE id = ?", [key])
+        for table in tables:  # parents first
+            for row in diffs[table][0]:
+                live.execute(f"INSERT OR REPLACE INTO {table} VALUES ({','.join('?' * len(row))})", list(row))  # type: ignore[arg-type]
+        live.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            live.execute("ROLLBACK")
+        raise
+    return {t: (len(up), len(drop)) for t, (up, drop) in diffs.items()}
+
+
+# -- surgical repair -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RowScope:
+    """Rows of one table an incident may have removed: `SELECT * FROM table WHERE where` (id first)."""
+
+    table: str
+    where: str
+    args: tuple[Value, ...] = ()
+
+    def select(self) -> str:
+        return f"SELECT * FROM {self.table} WHERE {self.where} ORDER BY id"
+
+
+def _rows(s: HranaSession, scope: RowScope) -> list[Row]:
+    return [tuple(r) for r in s.execute(scope.select(), list(scope.args)).rows]
+
+
+def missing_rows(staging: HranaSession, live: HranaSession, scopes: Sequence[RowScope]) -> dict[str, list[Row]]:
+    """Per table, the rows within `scopes` that the staging fork holds and the live database lacks (by
+    primary key): what the incident removed. Rows the live database still has are never touched."""
+    out: dict[str, list[Row]] = {}
+    for scope in scopes:
+        present = {row[0] for row in _rows(live, scope)}
+        lost = [row for row in _rows(staging, scope) if row[0] not in present]
+        if lost:
+            seen = {row[0] for row in out.get(scope.table, [])}
+            out.setdefault(scope.table, []).extend(r for r in lost if r[0] not in seen)
+    return out
+
+
+def reinsert(live: HranaSession, rows: Mapping[str, Iterable[Row]], order: Sequence[str]) -> int:
+    """Put rows back in one transaction, parents first (`order` lists the tables). Fails, and changes
+    nothing, if any key exists again (the live database moved on: look before overwriting)."""
+    count = 0
+    live.execute("BEGIN IMMEDIATE")
+    try:
+        for table in sorted(rows, key=lambda t: order.index(t) if t in order else len(order)):
+            for row in rows[table]:
+                marks = ",".join("?" * len(row))
+                live.execute(f"INSERT INTO {table} VALUES ({marks})", list(row))  # type: ignore[arg-type]
+                count += 1
+        live.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            live.execute("ROLLBACK")
+        raise
+    return count
