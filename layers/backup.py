@@ -14,16 +14,17 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
 import requests
 
-from fixtures.hrana import HranaSession
+from fixtures.hrana import HranaError, HranaSession
 from layers.notify import Event, Notifier
-from layers.store import ObjectMissing, ObjectStore
+from layers.store import STORE_ERRORS, ObjectMissing, ObjectStore
 
 CATALOG = "layer1/catalog/"
 BACKUPS = "layer1/backups/"
@@ -75,6 +76,37 @@ class CatalogEntry:
     def created(self) -> datetime:
         return datetime.fromisoformat(self.created_at)
 
+    @classmethod
+    def from_json(cls, data: bytes, catalog_key: str) -> CatalogEntry:
+        """Parse and check one stored entry; ValueError says what is wrong with it."""
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"not a JSON object but {type(raw).__name__}")
+        fields = {f: int if f == "bytes" else str for f in cls.__dataclass_fields__}
+        if raw.keys() != fields.keys():
+            missing, unknown = sorted(fields.keys() - raw.keys()), sorted(map(str, raw.keys() - fields.keys()))
+            raise ValueError(f"fields missing {missing} / unknown {unknown}")
+        for name, kind in fields.items():
+            if type(raw[name]) is not kind:
+                raise ValueError(f"field {name!r} is {type(raw[name]).__name__}, not {kind.__name__}")
+        entry = cls(**raw)
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", entry.id) or catalog_key != f"{CATALOG}{entry.id}.json":
+            raise ValueError(f"id {entry.id[:80]!r} does not match its place in the catalog ({catalog_key[:120]!r})")
+        if entry.key != f"{BACKUPS}{entry.id}.sql.gz":
+            raise ValueError(f"points elsewhere: key {entry.key[:120]!r}, expected {BACKUPS}{entry.id}.sql.gz")
+        if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.bytes < 0:
+            raise ValueError("sha256 is not 64 hex digits or bytes is negative")
+        try:
+            aware = entry.created.tzinfo is not None
+        except ValueError:
+            aware = False
+        if not aware:
+            raise ValueError(f"created_at {entry.created_at[:40]!r} is not an ISO-8601 time with a zone")
+        return entry
+
 
 class BackupCatalog:
     """Catalog entries live beside the backups, one JSON object each; an entry is written only after its
@@ -85,13 +117,20 @@ class BackupCatalog:
 
     def entries(self) -> list[CatalogEntry]:
         """Newest first."""
-        out = []
+        return self.scan()[0]
+
+    def scan(self) -> tuple[list[CatalogEntry], list[tuple[str, str]]]:
+        """(entries newest first, [(catalog key, why it was refused)]): a malformed entry is skipped
+        with its reason, never used and never deleted."""
+        out, refused = [], []
         for info in self.store.list(CATALOG):
             try:
-                out.append(CatalogEntry(**json.loads(self.store.get_bytes(info.key))))
-            except (ObjectMissing, ValueError, TypeError):
-                continue  # removed meanwhile, or not an entry of ours
-        return sorted(out, key=lambda e: e.created_at, reverse=True)
+                out.append(CatalogEntry.from_json(self.store.get_bytes(info.key), info.key))
+            except ObjectMissing:
+                continue  # removed meanwhile
+            except ValueError as exc:
+                refused.append((info.key, f"catalog entry refused: {exc}"))
+        return sorted(out, key=lambda e: (e.created, e.id), reverse=True), refused
 
     def add(self, entry: CatalogEntry) -> None:
         self.store.put_bytes(f"{CATALOG}{entry.id}.json", json.dumps(asdict(entry)).encode())
@@ -219,6 +258,32 @@ class NoUsableBackup(RuntimeError):
     pass
 
 
+class RestoreIncomplete(RuntimeError):
+    """The target stopped answering mid-replay: the restore did not complete (the catalog is untouched)."""
+
+
+DUMP_HEAD = "BEGIN TRANSACTION;"
+DUMP_TAIL = "COMMIT;"
+
+
+def dump_problem(gz_file: IO[bytes]) -> str | None:
+    """Why this object is not a whole gzip'd SQL dump of sqld (one transaction), or None. A dump that
+    passes replays atomically: a failure mid-way leaves the target as it was."""
+    head, tail = "", ""
+    try:
+        with gzip.open(gz_file, "rt", encoding="utf-8", newline="") as text:
+            for block in iter(lambda: text.read(1 << 20), ""):
+                head = head or block[:256]
+                tail = (tail + block)[-64:]
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        return f"not a gzip'd UTF-8 SQL dump ({type(exc).__name__}: {str(exc)[:120]})"
+    finally:
+        gz_file.seek(0)
+    if DUMP_HEAD not in head or not tail.rstrip().endswith(DUMP_TAIL):
+        return f"not a SQL dump of sqld: it must start with {DUMP_HEAD!r} (after PRAGMAs) and end with {DUMP_TAIL!r}"
+    return None
+
+
 def _statements(text_lines: Iterator[str]) -> Iterator[str]:
     """Group dump lines into chunks of whole statements, about REPLAY_CHUNK bytes each."""
     buf: list[str] = []
@@ -233,11 +298,17 @@ def _statements(text_lines: Iterator[str]) -> Iterator[str]:
         yield "".join(buf)
 
 
-def replay_dump(gz_file: IO[bytes], target_url: str, timeout: float = 120) -> None:
-    """Replay a gzip'd SQL dump into a server in one Hrana stream (the dump's own BEGIN/COMMIT hold)."""
-    with gzip.open(gz_file, "rt", encoding="utf-8", newline="") as text, HranaSession(target_url, timeout=timeout) as s:
-        for chunk in _statements(iter(text)):
+def replay_sql(lines: Iterable[str], target_url: str, timeout: float = 120) -> None:
+    """Replay SQL dump text into a server in one Hrana stream (the dump's own BEGIN/COMMIT hold)."""
+    with HranaSession(target_url, timeout=timeout) as s:
+        for chunk in _statements(iter(lines)):
             s.sequence(chunk)
+
+
+def replay_dump(gz_file: IO[bytes], target_url: str, timeout: float = 120) -> None:
+    """Replay a gzip'd SQL dump (a layer-1 backup object)."""
+    with gzip.open(gz_file, "rt", encoding="utf-8", newline="") as text:
+        replay_sql(text, target_url, timeout)
 
 
 def download_verified(catalog: BackupCatalog, entry: CatalogEntry, spool: IO[bytes]) -> str | None:
@@ -246,6 +317,8 @@ def download_verified(catalog: BackupCatalog, entry: CatalogEntry, spool: IO[byt
         catalog.store.get(entry.key, spool)
     except ObjectMissing:
         return "object missing"
+    except STORE_ERRORS as exc:
+        return f"could not read {catalog.store.url}{entry.key} ({type(exc).__name__}: {str(exc)[:200]})"
     spool.seek(0)
     digest = hashlib.sha256()
     for block in iter(lambda: spool.read(1 << 20), b""):
@@ -257,15 +330,32 @@ def download_verified(catalog: BackupCatalog, entry: CatalogEntry, spool: IO[byt
 
 
 def restore_latest(catalog: BackupCatalog, target_url: str) -> RestoreOutcome:
-    """Replay the newest backup whose checksum holds into the (fresh, empty) server at target_url."""
-    skipped: list[tuple[str, str]] = []
-    for entry in catalog.entries():
+    """Replay the newest backup whose checksum holds into the (fresh, empty) server at target_url.
+    Unreadable, tampered, malformed or non-dump backups are skipped with their reason (older ones are
+    tried); a target that stops answering raises RestoreIncomplete."""
+    try:
+        entries, skipped = catalog.scan()
+    except STORE_ERRORS as exc:
+        raise NoUsableBackup(
+            f"restore did not start: could not list the layer-1 catalog {catalog.store.url}{CATALOG} "
+            f"({type(exc).__name__}: {str(exc)[:200]}); check the region's endpoint and credentials"
+        ) from None
+    for entry in entries:
         with tempfile.TemporaryFile() as spool:
-            problem = download_verified(catalog, entry, spool)
+            problem = download_verified(catalog, entry, spool) or dump_problem(spool)
             if problem:
                 skipped.append((entry.id, problem))
                 continue
-            replay_dump(spool, target_url)
+            try:
+                replay_dump(spool, target_url)
+            except requests.RequestException as exc:
+                raise RestoreIncomplete(
+                    f"restore of backup {entry.id} into {target_url} did not complete: the target stopped "
+                    f"answering ({type(exc).__name__}); the catalog is untouched: restore into a fresh server again"
+                ) from None
+            except HranaError as exc:  # the dump's transaction is rolled back when the stream closes
+                skipped.append((entry.id, f"replay refused by the target: {str(exc)[:200]}"))
+                continue
             return RestoreOutcome(entry, tuple(skipped), entry.bytes)
     raise NoUsableBackup(
         f"no usable layer-1 backup in {catalog.store.url}: "

@@ -13,11 +13,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import boto3.exceptions
 import botocore.exceptions
+import s3transfer.exceptions
 
 
 class ObjectMissing(KeyError):
     pass
+
+
+# What a store raises when it cannot be read or written (network, endpoint, permissions, local disk).
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    botocore.exceptions.BotoCoreError,
+    botocore.exceptions.ClientError,
+    boto3.exceptions.Boto3Error,
+    s3transfer.exceptions.RetriesExceededError,
+    s3transfer.exceptions.S3UploadFailedError,
+    s3transfer.exceptions.S3DownloadFailedError,
+    OSError,
+)
 
 
 @dataclass(frozen=True)
