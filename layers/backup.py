@@ -17,13 +17,14 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO
 
 import requests
 
 from fixtures.hrana import HranaError, HranaSession
 from layers.notify import Event, Notifier
+from layers.policy import Policy
 from layers.store import STORE_ERRORS, ObjectMissing, ObjectStore
 
 CATALOG = "layer1/catalog/"
@@ -31,35 +32,7 @@ BACKUPS = "layer1/backups/"
 REPLAY_CHUNK = 1 << 20  # bytes of dump text per Hrana request
 
 
-@dataclass(frozen=True)
-class BackupPolicy:
-    """When full backups run and how long they are kept. Production: the seed's daily 02:00, 30 days.
-    A drill sets `interval_seconds` to run on a short cycle with the same code."""
-
-    schedule: str = "daily 02:00"
-    retention_days: float = 30.0
-    retention_count: int | None = None
-    interval_seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.interval_seconds is None and not re.fullmatch(r"daily ([01]\d|2[0-3]):[0-5]\d", self.schedule):
-            raise ValueError(f"backup schedule {self.schedule!r}: use 'daily HH:MM' (UTC) or an interval")
-
-    def next_run(self, after: datetime) -> datetime:
-        if self.interval_seconds is not None:
-            return after + timedelta(seconds=self.interval_seconds)
-        hour, minute = map(int, self.schedule.removeprefix("daily ").split(":"))
-        candidate = after.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        return candidate if candidate > after else candidate + timedelta(days=1)
-
-    @property
-    def describe(self) -> str:
-        when = f"every {self.interval_seconds:g}s" if self.interval_seconds is not None else self.schedule
-        keep = f"{self.retention_days:g} days" + (f", at most {self.retention_count}" if self.retention_count else "")
-        return f"{when}, kept {keep}"
-
-
-PRODUCTION_POLICY = BackupPolicy()
+PRODUCTION_POLICY = Policy(schedule="daily 02:00", retention_days=30.0)
 
 
 @dataclass(frozen=True)
@@ -178,13 +151,9 @@ class _Hashing:
         self.sink.flush()
 
 
-def apply_retention(catalog: BackupCatalog, policy: BackupPolicy, now: datetime) -> list[CatalogEntry]:
+def apply_retention(catalog: BackupCatalog, policy: Policy, now: datetime) -> list[CatalogEntry]:
     """Drop backups older than the retention age or beyond the retention count (newest kept)."""
-    entries = catalog.entries()
-    oldest_allowed = now - timedelta(days=policy.retention_days)
-    doomed = [e for e in entries if e.created < oldest_allowed]
-    if policy.retention_count is not None:
-        doomed += [e for e in entries[policy.retention_count :] if e not in doomed]
+    doomed = policy.expired(catalog.entries(), lambda e: e.created, now)
     for entry in doomed:
         catalog.remove(entry)
     return doomed
@@ -194,7 +163,7 @@ class BackupScheduler:
     """Runs take_backup on the policy's schedule in a thread, applies retention, notifies each outcome."""
 
     def __init__(
-        self, server_url: str, catalog: BackupCatalog, policy: BackupPolicy, notify: Notifier, *, sqld_version: str
+        self, server_url: str, catalog: BackupCatalog, policy: Policy, notify: Notifier, *, sqld_version: str
     ) -> None:
         self.server_url = server_url
         self.catalog = catalog

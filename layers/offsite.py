@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -44,6 +44,7 @@ from layers.backup import (
     replay_dump,
 )
 from layers.notify import Event, Notifier
+from layers.policy import Policy
 from layers.store import ObjectMissing, ObjectStore
 
 CATALOG = "layer4/catalog/"
@@ -194,24 +195,7 @@ def open_sealed(src: IO[bytes], dst: Sink, keys: Keyring, name: str) -> str:
 
 
 # -- policy, catalog, copies -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OffsitePolicy:
-    """When offsite copies run and how long the offsite region keeps them (independent of layer 1).
-    Production: daily, 90 days; a drill sets a short interval and a count."""
-
-    schedule: str = "daily 03:00"
-    retention_days: float = 90.0
-    retention_count: int | None = None
-    interval_seconds: float | None = None
-
-    @property
-    def describe(self) -> str:
-        when = f"every {self.interval_seconds:g}s" if self.interval_seconds is not None else self.schedule
-        keep = f"{self.retention_days:g} days" + (f", at most {self.retention_count}" if self.retention_count else "")
-        return f"{when}, kept {keep}"
-
-
-PRODUCTION_POLICY = OffsitePolicy()
+PRODUCTION_POLICY = Policy(schedule="daily 03:00", retention_days=90.0)
 
 
 @dataclass(frozen=True)
@@ -285,13 +269,9 @@ def replicate_once(
     return None, problems
 
 
-def apply_offsite_retention(offsite: ObjectStore, policy: OffsitePolicy, now: datetime) -> list[str]:
+def apply_offsite_retention(offsite: ObjectStore, policy: Policy, now: datetime) -> list[str]:
     """Drop offsite copies past the offsite policy's age or count (needs no key); returns their ids."""
-    ids = offsite_ids(offsite)
-    oldest = now - timedelta(days=policy.retention_days)
-    doomed = [i for i in ids if _created(i) < oldest]
-    if policy.retention_count is not None:
-        doomed += [i for i in ids[policy.retention_count :] if i not in doomed]
+    doomed = policy.expired(offsite_ids(offsite), _created, now)
     for backup_id in doomed:
         offsite.delete(entry_key(backup_id))  # entry first: a half-deleted copy is never listed
         offsite.delete(object_key(backup_id))
@@ -303,10 +283,10 @@ class OffsiteReplicator:
     outcome as a layer-4 event; counts copies and bytes moved."""
 
     def __init__(
-        self, source: BackupCatalog, offsite: ObjectStore, key: OffsiteKey, policy: OffsitePolicy, notify: Notifier
+        self, source: BackupCatalog, offsite: ObjectStore, key: OffsiteKey, policy: Policy, notify: Notifier
     ) -> None:
         if policy.interval_seconds is None:
-            raise ValueError("OffsiteReplicator runs on an interval: set OffsitePolicy.interval_seconds")
+            raise ValueError("OffsiteReplicator runs on an interval: set Policy.interval_seconds")
         self.source = source
         self.offsite = offsite
         self.key = key

@@ -33,7 +33,6 @@ from layers.backup import BackupCatalog, replay_dump, replay_sql, restore_latest
 from layers.store import LocalStore, ObjectInfo, ObjectStore, S3Store
 from layers.verify import Check, _fk_check, _single_value_check, _timed, _write_probe
 
-
 USER_TABLES = (
     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'libsql_%' "
     "ORDER BY name"

@@ -43,9 +43,10 @@ class FileHistory(History):
     def append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            _drop_torn_tail(fd)
             written = os.write(fd, line)
             if written != len(line):
                 raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
@@ -54,14 +55,32 @@ class FileHistory(History):
             os.close(fd)
 
     def load(self) -> list[dict[str, Any]]:
+        """Every whole record; a writer killed mid-append (SIGKILL can cut a large write short) leaves a
+        torn last line, which is not a record and is dropped by the next append."""
         if not self.path.exists():
             return []
         out = []
-        with self.path.open() as fh:
+        with self.path.open("rb") as fh:
             for line in fh:
-                if line.strip():
+                if line.endswith(b"\n") and line.strip():
                     out.append(json.loads(line))
         return out
+
+
+def _drop_torn_tail(fd: int) -> None:
+    """Under the lock: cut a last line that has no newline (its writer died mid-write)."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    block, end = 1 << 16, size
+    while end > 0:
+        start = max(0, end - block)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            os.ftruncate(fd, start + newline + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)
 
 
 class S3History(History):

@@ -22,7 +22,6 @@ from fixtures.sqld import SqldServer, free_port
 from layers.backup import (
     BACKUPS,
     BackupCatalog,
-    BackupPolicy,
     BackupScheduler,
     CatalogEntry,
     NoUsableBackup,
@@ -31,6 +30,7 @@ from layers.backup import (
     take_backup,
 )
 from layers.notify import JsonlNotifier
+from layers.policy import Policy
 from layers.store import LocalStore, S3Store
 from tests.conftest import SqldFactory, _servers
 
@@ -80,7 +80,7 @@ def test_take_backup_catalogs_it_with_its_checksum(source: SqldServer, catalog: 
 
 def test_scheduler_notifies_and_applies_retention(source: SqldServer, catalog: BackupCatalog, tmp_path: Path) -> None:
     notifier = JsonlNotifier(tmp_path / "notifications.jsonl")
-    policy = BackupPolicy(interval_seconds=0.5, retention_count=2)
+    policy = Policy(interval_seconds=0.5, retention_count=2)
     scheduler = BackupScheduler(source.http_url, catalog, policy, notifier, sqld_version=source.version()).start()
     try:
         assert scheduler.wait_for(4, timeout=30), f"{scheduler.succeeded} backups, {scheduler.failed} failed"
@@ -103,7 +103,7 @@ def test_scheduler_notifies_and_applies_retention(source: SqldServer, catalog: B
 def test_scheduler_against_a_dead_server_notifies_failure(catalog: BackupCatalog, tmp_path: Path) -> None:
     notifier = JsonlNotifier(tmp_path / "notifications.jsonl")
     dead = f"http://127.0.0.1:{free_port()}"
-    scheduler = BackupScheduler(dead, catalog, BackupPolicy(interval_seconds=0.2), notifier, sqld_version="?").start()
+    scheduler = BackupScheduler(dead, catalog, Policy(interval_seconds=0.2), notifier, sqld_version="?").start()
     try:
         deadline = time.monotonic() + 20
         while not notifier.events() and time.monotonic() < deadline:
@@ -182,11 +182,11 @@ def test_retention_by_age_and_count(tmp_path: Path) -> None:
     for id, age in (("a", 40), ("b", 20), ("c", 3), ("d", 2), ("e", 1)):
         catalog.add(_entry(id, now - timedelta(days=age)))
         catalog.store.put_bytes(f"{BACKUPS}{id}.sql.gz", b"x")
-    removed = apply_retention(catalog, BackupPolicy(retention_days=30, retention_count=3), now)
+    removed = apply_retention(catalog, Policy(retention_days=30, retention_count=3), now)
     assert sorted(e.id for e in removed) == ["a", "b"]
     assert [e.id for e in catalog.entries()] == ["e", "d", "c"]
     assert [o.key for o in catalog.store.list(BACKUPS)] == [f"{BACKUPS}{i}.sql.gz" for i in ("c", "d", "e")]
-    removed = apply_retention(catalog, BackupPolicy(retention_days=2.5), now)
+    removed = apply_retention(catalog, Policy(retention_days=2.5), now)
     assert [e.id for e in removed] == ["c"]
 
 
@@ -200,16 +200,16 @@ def test_retention_by_age_and_count(tmp_path: Path) -> None:
     ],
 )
 def test_daily_schedule_next_run(after: datetime, expected: datetime) -> None:
-    assert BackupPolicy("daily 02:00").next_run(after) == expected
+    assert Policy("daily 02:00").next_run(after) == expected
 
 
 def test_interval_policy_next_run() -> None:
     after = datetime(2026, 3, 5, 1, 30, tzinfo=UTC)
-    assert BackupPolicy(interval_seconds=0.5).next_run(after) == after + timedelta(seconds=0.5)
-    assert BackupPolicy(interval_seconds=0.5, retention_count=2).describe == "every 0.5s, kept 30 days, at most 2"
+    assert Policy(interval_seconds=0.5).next_run(after) == after + timedelta(seconds=0.5)
+    assert Policy(interval_seconds=0.5, retention_count=2).describe == "every 0.5s, kept 30 days, at most 2"
 
 
 @pytest.mark.parametrize("schedule", ["hourly", "daily 2:00", "daily 24:00", "daily 02:60", "daily 02:00 "])
 def test_bad_schedule_raises(schedule: str) -> None:
     with pytest.raises(ValueError, match="daily HH:MM"):
-        BackupPolicy(schedule)
+        Policy(schedule)

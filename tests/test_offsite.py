@@ -18,11 +18,10 @@ import pytest
 from fixtures.hrana import HranaSession
 from fixtures.s3 import Region, S3Endpoint, open_region
 from fixtures.tls import handshake, make_tls
-from layers.backup import BackupCatalog, BackupPolicy, NoUsableBackup, apply_retention, take_backup
+from layers.backup import BackupCatalog, NoUsableBackup, apply_retention, take_backup
 from layers.offsite import (
     MAGIC,
     OffsiteKey,
-    OffsitePolicy,
     OffsiteReplicator,
     TamperedObject,
     apply_offsite_retention,
@@ -34,6 +33,7 @@ from layers.offsite import (
     restore_offsite,
     seal,
 )
+from layers.policy import Policy
 from layers.store import S3Store
 from scenarios.region_outage import FAULTS, OffsiteFault
 from tests.conftest import SqldFactory
@@ -240,11 +240,11 @@ def test_offsite_retention_is_independent_of_layer_1(backups: tuple[BackupCatalo
         copy, _ = replicate_once(catalog, offsite, KEY)
         assert copy is not None
         take_backup(url, catalog, sqld_version="test")  # a newer one for the next round
-    apply_retention(catalog, BackupPolicy(interval_seconds=1, retention_count=1), _now())
+    apply_retention(catalog, Policy(interval_seconds=1, retention_count=1), _now())
     assert len(catalog.entries()) == 1
     assert len(offsite_ids(offsite)) == 2, "layer-1 retention in us-east removed offsite copies"
     oldest = offsite_ids(offsite)[-1]
-    assert apply_offsite_retention(offsite, OffsitePolicy(retention_count=1), _now()) == [oldest]
+    assert apply_offsite_retention(offsite, Policy(retention_count=1), _now()) == [oldest]
     assert len(offsite_ids(offsite)) == 1
     assert len(catalog.entries()) == 1
 
@@ -316,7 +316,7 @@ def test_replicator_thread_and_region_outage(
     east, _ = regions
     catalog, offsite, _ = backups
     events: list[object] = []
-    replicator = OffsiteReplicator(catalog, offsite, KEY, OffsitePolicy(interval_seconds=0.2), events.append).start()
+    replicator = OffsiteReplicator(catalog, offsite, KEY, Policy(interval_seconds=0.2), events.append).start()
     try:
         assert replicator.wait_for(1, 20)
         assert replicator.bytes_moved > 0

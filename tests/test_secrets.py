@@ -14,10 +14,11 @@ import pytest
 
 from fixtures.s3 import EndpointUnreachable, Region, S3Endpoint, open_region
 from fixtures.sqld import SqldSpec, free_port
-from layers.backup import BackupCatalog, BackupPolicy, BackupScheduler, NoUsableBackup, restore_latest
+from layers.backup import BackupCatalog, BackupScheduler, NoUsableBackup, restore_latest
 from layers.notify import JsonlNotifier
 from layers.offsite import OffsiteKey
 from layers.pitr import bottomless_env
+from layers.policy import Policy
 from layers.store import S3Store
 from tests.drillrun import DrillRun, run_pytest
 
@@ -122,7 +123,7 @@ def test_errors_through_the_runner_name_no_keys(markers: Markers, tmp_path: Path
     with pytest.raises(NoUsableBackup) as restore:
         restore_latest(catalog, dead)
     notifier = JsonlNotifier(tmp_path / "n.jsonl")
-    scheduler = BackupScheduler(dead, catalog, BackupPolicy(interval_seconds=1), notifier, sqld_version="v")
+    scheduler = BackupScheduler(dead, catalog, Policy(interval_seconds=1), notifier, sqld_version="v")
     scheduler.run_once()
     texts = [str(unreachable.value), repr(unreachable.value), str(restore.value), (tmp_path / "n.jsonl").read_text()]
     assert all(texts) and markers.leaks("\n".join(texts).encode(), "error messages") == []
