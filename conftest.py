@@ -74,9 +74,11 @@ def _setup_failed(exc: DrillSetupError) -> None:
 
 @pytest.fixture
 def drill(request: pytest.FixtureRequest, drill_session: DrillSession, drill_backend: str) -> Iterator[Drill]:
-    """A drill's own servers, buckets, workload and ledger, torn down after the test."""
+    """A drill's own servers, buckets, workload and ledger, torn down after the test. A test marked
+    `@pytest.mark.drill_seed("SPEC")` drills that seed (a drill_seed value) instead of the session's."""
+    marker = request.node.get_closest_marker("drill_seed")
     try:
-        instance = Drill(drill_session, drill_backend, request.node.nodeid)
+        instance = Drill(drill_session, drill_backend, request.node.nodeid, seed=marker.args[0] if marker else None)
     except DrillSetupError as exc:
         _setup_failed(exc)
         raise

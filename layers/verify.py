@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fixtures.digest import Row, TableDigest
 from fixtures.hrana import HranaError, HranaSession
 from fixtures.ledger import Key, LossAssessment, Write, assess
+from fixtures.schema import ROWID_ALIASES, Identity, quote
 from layers.appchecks import AppChecks, benchmark, compare_benchmark, run_check
 
 PAGE = 2000
@@ -71,21 +72,35 @@ def _write_probe(s: HranaSession) -> tuple[bool, str]:
     return True, "write accepted and rolled back"
 
 
-def scan(s: HranaSession, table: str, keys: set[object]) -> tuple[TableDigest, dict[Key, Row]]:
-    """Digest of a whole table, paged by id, and the rows of the given keys."""
-    digest, picked, after = TableDigest(), {}, None
+def _page_column(name: str) -> str:
+    return name if name.lower() in ROWID_ALIASES else quote(name)  # a quoted "rowid" could read as a string
+
+
+def scan(s: HranaSession, table: str | Identity, keys: set[object]) -> tuple[TableDigest, dict[Key, Row]]:
+    """Digest of a whole table and the rows of the given keys (picked by the table's identity, as the
+    workload keys them). Paged by the identity's columns (a composite key by row value:
+    `WHERE (a,b) > (?,?) ORDER BY a,b`; rowid tables by their rowid). A bare name means an `id` first column."""
+    ident = Identity(table, (0,), ("id",)) if isinstance(table, str) else table
+    cols = [_page_column(c) for c in ident.page_by]
+    width, order = len(cols), ", ".join(cols)
+    head = f"SELECT {order}, * FROM {quote(ident.table)}"
+    digest, after = TableDigest(), None
+    picked: dict[Key, Row] = {}
     while True:
         if after is None:
-            rows = s.execute(f"SELECT * FROM {table} ORDER BY id LIMIT {PAGE}").rows
+            rows = s.execute(f"{head} ORDER BY {order} LIMIT {PAGE}").rows
         else:
-            rows = s.execute(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT {PAGE}", [after]).rows
-        for row in rows:
+            marks = ", ".join("?" * width)
+            rows = s.execute(f"{head} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {PAGE}", after).rows
+        for full in rows:
+            row: Row = full[width:]
             digest = digest.add(row)
-            if row[0] in keys:
-                picked[(table, row[0])] = row
+            key = ident.key_of(row)
+            if key in keys:
+                picked[(ident.table, key)] = row
         if len(rows) < PAGE:
             return digest, picked
-        after = rows[-1][0]
+        after = list(rows[-1][:width])
 
 
 @dataclass(frozen=True)
@@ -101,14 +116,15 @@ class AppExpectations:
 def verify(
     url: str,
     *,
-    tables: tuple[str, ...],
+    tables: tuple[str | Identity, ...],
     base: Mapping[str, TableDigest],
     writes: list[Write],
     app: AppExpectations | None = None,
     timeout: float = 120,
     headers: dict[str, str] | None = None,
 ) -> Verification:
-    """Verify the database at `url` against `base` (the seed's digests) plus the ledger's `writes`, then
+    """Verify the database at `url` against `base` (the seed's digests) plus the ledger's `writes` for
+    `tables` (names of builtin-style tables with an `id` first column, or identities from the seed), then
     the application's checks and benchmark; `headers` go with every request (e.g. the sqld namespace header)."""
     checks: list[Check] = []
     keys: dict[str, set[object]] = {}
@@ -123,9 +139,10 @@ def verify(
         digests: dict[str, TableDigest] = {}
         unreadable: dict[str, str] = {}
         started = time.monotonic()
-        for table in tables:
+        idents = {(t if isinstance(t, str) else t.table): t for t in tables}
+        for table, ident in idents.items():
             try:
-                digests[table], rows = scan(s, table, keys.get(table, set()))
+                digests[table], rows = scan(s, ident, keys.get(table, set()))
                 observed.update(rows)
             except HranaError as exc:
                 unreadable[table] = f"{table}: unreadable ({exc})"[:300]
@@ -133,9 +150,9 @@ def verify(
         loss = assess(writes, observed)
         expected = loss.expected_digests(base)
         wrong_count = [unreadable.get(t) or f"{t}: {digests[t].count} rows, expected {expected[t].count}"
-                       for t in tables if t in unreadable or digests[t].count != expected[t].count]  # fmt: skip
+                       for t in idents if t in unreadable or digests[t].count != expected[t].count]  # fmt: skip
         wrong_sum = [unreadable.get(t) or f"{t}: {digests[t].hex} != {expected[t].hex}"
-                     for t in tables if t in unreadable or digests[t].checksum != expected[t].checksum]  # fmt: skip
+                     for t in idents if t in unreadable or digests[t].checksum != expected[t].checksum]  # fmt: skip
         checks.append(Check("row_counts", not wrong_count, "; ".join(wrong_count) or "all tables match", spent))
         checks.append(Check("content_checksums", not wrong_sum, "; ".join(wrong_sum) or "all tables match"))
         checks.append(

@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime
 
 from fixtures.drill import Drill
-from fixtures.seed import TABLES
 from layers.appchecks import benchmark
 from layers.verify import AppExpectations, Check, verify
 from reports.machine import commit_info, machine_info
@@ -25,7 +24,7 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
     if scenario.prepare is not None:
         scenario.prepare(drill)
 
-    app = drill.session.app_checks
+    app = drill.app_checks
     assert drill.primary is not None
     baseline = benchmark(drill.primary.http_url, app.benchmark, config.benchmark_repeat, headers=drill.target_headers)
 
@@ -38,7 +37,7 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
 
     assert drill.primary is not None
     expectations = AppExpectations(app, baseline, config.benchmark_repeat, config.benchmark_max_slowdown)
-    verification = verify(drill.primary.http_url, tables=TABLES, base=drill.seed.tables, writes=drill.ledger.writes,
+    verification = verify(drill.primary.http_url, tables=drill.seed.verified, base=drill.seed.tables, writes=drill.ledger.writes,
                           app=expectations, headers=drill.target_headers)  # fmt: skip
     watch.mark("verify")
 
@@ -66,7 +65,7 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
         backend=drill.backend,
         image=drill.session.image.ref if drill.backend == "container" else "",
         sqld_version=str(drill.details.get("sqld_version", "")),
-        scale=config.scale.label,
+        scale=config.scale.label if drill.seed.source == "builtin" else drill.seed.scale,  # seed:FILE on your own seed
         db_bytes=drill.seed.bytes,
         phases=dict(watch.phases),
         rto_seconds=watch.total,

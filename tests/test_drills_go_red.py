@@ -12,6 +12,7 @@ from tests.drillrun import run_pytest
 CASES = [
     # (drill, sabotage, words the failure must contain)
     ("drills/test_total_loss.py", "total-loss-restore-noop", "row_counts"),
+    ("drills/test_own_schema.py::test_own_schema[process-total-loss]", "total-loss-restore-noop", "row_counts"),
     ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-fork-after-incident", "row_counts"),
     ("drills/test_row_deletion.py::test_row_deletion_rewind", "pitr-rewind-fork-after-incident", "row_counts"),
     ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-skipped", "row_counts"),

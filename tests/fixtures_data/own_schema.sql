@@ -1,0 +1,165 @@
+-- A small custom schema for the own-schema drills (made with sqlite3 .dump-style output): composite keys,
+-- a WITHOUT ROWID table, triggers, a view, a self-referencing foreign key, a table without a primary key.
+PRAGMA foreign_keys=OFF;
+BEGIN TRANSACTION;
+CREATE TABLE accounts (
+  id INTEGER PRIMARY KEY,
+  handle TEXT NOT NULL UNIQUE,
+  manager_id INTEGER REFERENCES accounts(id),
+  created_at TEXT NOT NULL DEFAULT (datetime('now')),
+  score REAL NOT NULL DEFAULT 0
+);
+INSERT INTO "accounts" VALUES(1,'user1',NULL,'2026-08-19T08:00:00Z',37.33);
+INSERT INTO "accounts" VALUES(2,'user2',NULL,'2026-03-12T08:00:00Z',86.66);
+INSERT INTO "accounts" VALUES(3,'user3',NULL,'2026-01-15T08:00:00Z',50.28);
+INSERT INTO "accounts" VALUES(4,'user4',3,'2026-02-15T08:00:00Z',55.43);
+INSERT INTO "accounts" VALUES(5,'user5',1,'2026-07-12T08:00:00Z',70.35);
+INSERT INTO "accounts" VALUES(6,'user6',4,'2026-07-12T08:00:00Z',16.84);
+INSERT INTO "accounts" VALUES(7,'user7',1,'2026-02-12T08:00:00Z',50.63);
+INSERT INTO "accounts" VALUES(8,'user8',5,'2026-02-16T08:00:00Z',78.96);
+INSERT INTO "accounts" VALUES(9,'user9',2,'2026-05-13T08:00:00Z',67.42);
+INSERT INTO "accounts" VALUES(10,'user10',7,'2026-02-14T08:00:00Z',91.14);
+INSERT INTO "accounts" VALUES(11,'user11',7,'2026-05-15T08:00:00Z',80.95);
+INSERT INTO "accounts" VALUES(12,'user12',4,'2026-01-16T08:00:00Z',5.48);
+INSERT INTO "accounts" VALUES(13,'user13',7,'2026-08-12T08:00:00Z',2.35);
+INSERT INTO "accounts" VALUES(14,'user14',7,'2026-02-19T08:00:00Z',0.39);
+INSERT INTO "accounts" VALUES(15,'user15',13,'2026-04-13T08:00:00Z',33.02);
+INSERT INTO "accounts" VALUES(16,'user16',15,'2026-02-12T08:00:00Z',53.98);
+INSERT INTO "accounts" VALUES(17,'user17',1,'2026-09-11T08:00:00Z',57.3);
+INSERT INTO "accounts" VALUES(18,'user18',7,'2026-07-11T08:00:00Z',39.81);
+INSERT INTO "accounts" VALUES(19,'user19',3,'2026-03-12T08:00:00Z',93.97);
+INSERT INTO "accounts" VALUES(20,'user20',2,'2026-01-14T08:00:00Z',55.51);
+INSERT INTO "accounts" VALUES(21,'user21',20,'2026-03-14T08:00:00Z',73.69);
+INSERT INTO "accounts" VALUES(22,'user22',19,'2026-01-11T08:00:00Z',86.87);
+INSERT INTO "accounts" VALUES(23,'user23',13,'2026-04-12T08:00:00Z',61.11);
+INSERT INTO "accounts" VALUES(24,'user24',2,'2026-06-18T08:00:00Z',59.03);
+INSERT INTO "accounts" VALUES(25,'user25',23,'2026-02-15T08:00:00Z',11.0);
+INSERT INTO "accounts" VALUES(26,'user26',19,'2026-06-17T08:00:00Z',21.0);
+INSERT INTO "accounts" VALUES(27,'user27',7,'2026-01-16T08:00:00Z',79.94);
+INSERT INTO "accounts" VALUES(28,'user28',11,'2026-01-16T08:00:00Z',11.17);
+INSERT INTO "accounts" VALUES(29,'user29',8,'2026-08-14T08:00:00Z',32.47);
+INSERT INTO "accounts" VALUES(30,'user30',3,'2026-05-14T08:00:00Z',10.31);
+CREATE TABLE audit_log (
+  id INTEGER PRIMARY KEY,
+  what TEXT NOT NULL
+);
+INSERT INTO "audit_log" VALUES(1,'left PRJ-A 2');
+INSERT INTO "audit_log" VALUES(2,'left PRJ-A 15');
+CREATE TABLE events (
+  account_id INTEGER REFERENCES accounts(id),
+  kind TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+INSERT INTO "events" VALUES(10,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(20,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'login','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(7,'login','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(15,'login','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(23,'login','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(1,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(8,'login','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'login','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'login','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'login','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(17,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(NULL,'logout','2026-10-01T00:00:00Z');
+INSERT INTO "events" VALUES(12,'login','2026-10-01T00:00:00Z');
+CREATE TABLE memberships (
+  project_code TEXT NOT NULL REFERENCES projects(code),
+  account_id INTEGER NOT NULL REFERENCES accounts(id),
+  role TEXT NOT NULL DEFAULT 'member',
+  PRIMARY KEY (project_code, account_id)
+);
+INSERT INTO "memberships" VALUES('PRJ-A',26,'lead');
+INSERT INTO "memberships" VALUES('PRJ-B',3,'member');
+INSERT INTO "memberships" VALUES('PRJ-C',3,'member');
+INSERT INTO "memberships" VALUES('PRJ-C',4,'lead');
+INSERT INTO "memberships" VALUES('PRJ-C',9,'viewer');
+INSERT INTO "memberships" VALUES('PRJ-C',16,'member');
+INSERT INTO "memberships" VALUES('PRJ-C',22,'member');
+INSERT INTO "memberships" VALUES('PRJ-C',23,'viewer');
+INSERT INTO "memberships" VALUES('PRJ-D',26,'member');
+INSERT INTO "memberships" VALUES('PRJ-E',1,'member');
+INSERT INTO "memberships" VALUES('PRJ-E',6,'member');
+INSERT INTO "memberships" VALUES('PRJ-E',25,'member');
+INSERT INTO "memberships" VALUES('PRJ-F',10,'member');
+INSERT INTO "memberships" VALUES('PRJ-G',10,'member');
+INSERT INTO "memberships" VALUES('PRJ-G',15,'lead');
+INSERT INTO "memberships" VALUES('PRJ-G',19,'lead');
+INSERT INTO "memberships" VALUES('PRJ-I',9,'viewer');
+INSERT INTO "memberships" VALUES('PRJ-I',10,'viewer');
+INSERT INTO "memberships" VALUES('PRJ-I',12,'viewer');
+INSERT INTO "memberships" VALUES('PRJ-I',25,'lead');
+INSERT INTO "memberships" VALUES('PRJ-J',1,'member');
+INSERT INTO "memberships" VALUES('PRJ-J',5,'member');
+INSERT INTO "memberships" VALUES('PRJ-J',29,'viewer');
+CREATE TABLE projects (
+  code TEXT PRIMARY KEY,
+  owner_id INTEGER NOT NULL REFERENCES accounts(id),
+  title TEXT NOT NULL,
+  budget NUMERIC
+) WITHOUT ROWID;
+INSERT INTO "projects" VALUES('PRJ-A',26,'project prj-a',8230);
+INSERT INTO "projects" VALUES('PRJ-B',1,'project prj-b',50988);
+INSERT INTO "projects" VALUES('PRJ-C',25,'project prj-c',74457);
+INSERT INTO "projects" VALUES('PRJ-D',26,'project prj-d',57182);
+INSERT INTO "projects" VALUES('PRJ-E',16,'project prj-e',46361);
+INSERT INTO "projects" VALUES('PRJ-F',23,'project prj-f',33540);
+INSERT INTO "projects" VALUES('PRJ-G',19,'project prj-g',9687);
+INSERT INTO "projects" VALUES('PRJ-H',14,'project prj-h',85915);
+INSERT INTO "projects" VALUES('PRJ-I',8,'project prj-i',13553);
+INSERT INTO "projects" VALUES('PRJ-J',25,'project prj-j',53547);
+CREATE TABLE tasks (
+  project_code TEXT NOT NULL REFERENCES projects(code),
+  seq INTEGER NOT NULL,
+  title TEXT NOT NULL,
+  estimate_hours REAL,
+  payload BLOB,
+  PRIMARY KEY (project_code, seq)
+) WITHOUT ROWID;
+INSERT INTO "tasks" VALUES('PRJ-A',1,'task 1 of PRJ-A',23.9,X'91ED1189E8980B11A335F8F0');
+INSERT INTO "tasks" VALUES('PRJ-A',2,'task 2 of PRJ-A',26.2,X'24553FFEC9F8D3957A1E95E306458D6FE6C35A8B0A4F');
+INSERT INTO "tasks" VALUES('PRJ-A',3,'task 3 of PRJ-A',21.2,X'65EA40A4933FD7E88081CECB68CBC910D2D59EE0A4');
+INSERT INTO "tasks" VALUES('PRJ-A',4,'task 4 of PRJ-A',23.2,X'7E3C77105BD494B9E6366B39B8');
+INSERT INTO "tasks" VALUES('PRJ-B',1,'task 1 of PRJ-B',4.6,X'E4A71A74C571790FCCC67E7D62B98EE3CE02A3');
+INSERT INTO "tasks" VALUES('PRJ-B',2,'task 2 of PRJ-B',29.2,X'8AE379077548865FBC485F3E8FB6F4E01F8F6975B7293B');
+INSERT INTO "tasks" VALUES('PRJ-C',1,'task 1 of PRJ-C',33.0,X'1715FF9F1FAAF47E6BAA37E0B02E3C3E373A3709589F');
+INSERT INTO "tasks" VALUES('PRJ-C',2,'task 2 of PRJ-C',24.1,X'E755020C2C1395AD4C30E66818F31B685DA4AB96ACA711');
+INSERT INTO "tasks" VALUES('PRJ-C',3,'task 3 of PRJ-C',3.7,X'EA7CAD9BC0');
+INSERT INTO "tasks" VALUES('PRJ-D',1,'task 1 of PRJ-D',3.8,X'58CBD35A');
+INSERT INTO "tasks" VALUES('PRJ-D',2,'task 2 of PRJ-D',25.2,X'4E0F1B899C0281791C14A6065B7E1BB405068CC613');
+INSERT INTO "tasks" VALUES('PRJ-E',1,'task 1 of PRJ-E',3.8,X'A7AC31026DD4BE768AEE3BF4FB72');
+INSERT INTO "tasks" VALUES('PRJ-E',2,'task 2 of PRJ-E',23.8,X'BD207FFC40906D7A905B31D559E54D23');
+INSERT INTO "tasks" VALUES('PRJ-E',3,'task 3 of PRJ-E',4.7,X'AC2DD6AB738E373B026A947311ADC7');
+INSERT INTO "tasks" VALUES('PRJ-F',1,'task 1 of PRJ-F',8.1,X'BEADD81BA1B2501CC27F0D');
+INSERT INTO "tasks" VALUES('PRJ-F',2,'task 2 of PRJ-F',5.2,X'47CEE7F9040A22154C6F575F32D9861A01DCB5BD81150106');
+INSERT INTO "tasks" VALUES('PRJ-G',1,'task 1 of PRJ-G',25.2,X'FEC9965E5DE8D3DF7CA2');
+INSERT INTO "tasks" VALUES('PRJ-G',2,'task 2 of PRJ-G',3.7,X'011DA141');
+INSERT INTO "tasks" VALUES('PRJ-G',3,'task 3 of PRJ-G',30.7,X'DA91F603D2117370D540');
+INSERT INTO "tasks" VALUES('PRJ-G',4,'task 4 of PRJ-G',37.8,X'AF89F0F5');
+INSERT INTO "tasks" VALUES('PRJ-H',1,'task 1 of PRJ-H',21.0,X'0132CC0E3EB21EE6F4035140DD79BF79DA');
+INSERT INTO "tasks" VALUES('PRJ-I',1,'task 1 of PRJ-I',24.4,X'BAC491A3C704010FA662AE');
+INSERT INTO "tasks" VALUES('PRJ-I',2,'task 2 of PRJ-I',11.4,X'1ACCF409341ADFCCA991CA2FF9');
+INSERT INTO "tasks" VALUES('PRJ-I',3,'task 3 of PRJ-I',14.5,X'C81941EE7F5BDB01CB3F67E07AFE37FA');
+INSERT INTO "tasks" VALUES('PRJ-J',1,'task 1 of PRJ-J',38.7,X'B72A8B075F5351');
+INSERT INTO "tasks" VALUES('PRJ-J',2,'task 2 of PRJ-J',17.9,X'47EAAA9AD9205E525262E07D7D573A9058');
+INSERT INTO "tasks" VALUES('PRJ-J',3,'task 3 of PRJ-J',35.3,X'49FC196ED0977C35593B1C142065C146');
+CREATE INDEX events_account ON events(account_id);
+CREATE INDEX tasks_title ON tasks(title);
+CREATE VIEW project_load AS
+  SELECT p.code, count(t.seq) AS tasks FROM projects p LEFT JOIN tasks t ON t.project_code = p.code GROUP BY p.code;
+CREATE TRIGGER tasks_estimate_not_negative BEFORE INSERT ON tasks WHEN NEW.estimate_hours < 0
+BEGIN
+  SELECT RAISE(ABORT, 'negative estimate');
+END;
+CREATE TRIGGER memberships_audit AFTER DELETE ON memberships
+BEGIN
+  INSERT INTO audit_log (what) VALUES ('left ' || OLD.project_code || ' ' || OLD.account_id);
+END;
+COMMIT;
