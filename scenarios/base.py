@@ -27,6 +27,8 @@ class Scenario:
     # optional: runs after the warm-up, right before the damage and outside the measured window
     # (e.g. to time the damage against bottomless batch boundaries)
     prepare: Callable[[Drill], None] | None = None
+    # the damage or recovery names tables of the built-in schema: not applicable to a user's own seed
+    builtin_schema_only: bool = False
 
     @property
     def layer_label(self) -> str:

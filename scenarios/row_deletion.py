@@ -269,6 +269,7 @@ def row_deletion(name: str, plan: IncidentPlan, recovery: str) -> Scenario:
         detect=detect_missing_rows,
         recover=recover,
         prepare=prepare(plan),
+        builtin_schema_only=True,
     )
 
 

@@ -37,8 +37,14 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
 
     assert drill.primary is not None
     expectations = AppExpectations(app, baseline, config.benchmark_repeat, config.benchmark_max_slowdown)
-    verification = verify(drill.primary.http_url, tables=drill.seed.verified, base=drill.seed.tables, writes=drill.ledger.writes,
-                          app=expectations, headers=drill.target_headers)  # fmt: skip
+    verification = verify(
+        drill.primary.http_url,
+        tables=drill.seed.verified,
+        base=drill.seed.tables,
+        writes=drill.ledger.writes,
+        app=expectations,
+        headers=drill.target_headers,
+    )
     watch.mark("verify")
 
     checks = list(verification.checks)
@@ -56,6 +62,14 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
         check_failures=[f"{c.name}: {c.detail}" for c in checks if not c.ok],
     )
     writes = drill.ledger.writes
+    recorded = {k: v for k, v in drill.details.items() if k != "sqld_version"}
+    recorded.update(details)
+    recorded.update(
+        recovery_cut_write=loss.cut,
+        row_counts=dict(verification.counts),
+        failure_at=datetime.fromtimestamp(failure_at, UTC).isoformat(),
+        artifacts=str(drill.artifacts),
+    )
     result = DrillResult(
         run_id=drill.session.run_id,
         drill=drill.name,
@@ -77,10 +91,7 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
         objectives=objectives,
         checks=[{"name": c.name, "ok": c.ok, "detail": c.detail, "seconds": round(c.seconds, 4)} for c in checks],
         failures=failures,
-        details={**{k: v for k, v in drill.details.items() if k != "sqld_version"}, **details,
-                 "recovery_cut_write": loss.cut, "row_counts": dict(verification.counts),
-                 "failure_at": datetime.fromtimestamp(failure_at, UTC).isoformat(),
-                 "artifacts": str(drill.artifacts)},  # fmt: skip
+        details=recorded,
         machine=machine_info(),
         commit=commit_info(),
     )

@@ -277,6 +277,7 @@ def table_corruption(form: DamageForm, *, with_layer2: bool = False) -> Scenario
         damage=damage(form),
         detect=detect,
         recover=recover,
+        builtin_schema_only=True,
     )
 
 
