@@ -94,7 +94,9 @@ def run_scenario(drill: Drill, request: pytest.FixtureRequest) -> Callable[[Scen
 
     def run(scenario: Scenario) -> DrillResult:
         if scenario.builtin_schema_only and drill.seed.source != "builtin":
-            pytest.skip(f"{scenario.name} damages tables of the built-in schema; not applicable to seed {drill.seed.source}")
+            pytest.skip(
+                f"{scenario.name} damages tables of the built-in schema; not applicable to seed {drill.seed.source}"
+            )
         try:
             result = run_drill(drill, scenario)
         except DrillSetupError as exc:

@@ -44,14 +44,18 @@ def load_app_checks(path: Path) -> AppChecks:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise AppChecksError(f"app checks file {path} is not valid TOML (UTF-8): {exc}") from None
     except OSError as exc:
-        raise AppChecksError(f"app checks file {path} cannot be read ({exc.strerror}): set drill_app_checks to a readable TOML file") from None
+        raise AppChecksError(
+            f"app checks file {path} cannot be read ({exc.strerror}): set drill_app_checks to a readable TOML file"
+        ) from None
     for section in ("check", "benchmark"):
         if not isinstance(raw.get(section, []), list):
             raise AppChecksError(f"{path}: {section} must be an array of tables: write each entry as [[{section}]]")
     checks, bench = [], []
     for i, entry in enumerate(raw.get("check", []), 1):
         if not isinstance(entry, dict) or not {"name", "sql", "expect"} <= entry.keys():
-            raise AppChecksError(f"{path}: [[check]] #{i} needs name, sql and expect (the single value the SQL returns)")
+            raise AppChecksError(
+                f"{path}: [[check]] #{i} needs name, sql and expect (the single value the SQL returns)"
+            )
         if not isinstance(entry["expect"], str | int | float):  # bool is an int; SQL has no dates, arrays or tables
             raise AppChecksError(
                 f"{path}: [[check]] #{i} ({str(entry['name'])[:40]!r}) expect is a {type(entry['expect']).__name__}: "
@@ -74,7 +78,9 @@ def run_check(s: HranaSession, check: AppCheck) -> tuple[bool, str]:
     return got == check.expect, f"returned {got!r}, expected {check.expect!r}"
 
 
-def benchmark(url: str, queries: tuple[BenchQuery, ...], repeat: int, *, headers: dict[str, str] | None = None) -> dict[str, float]:
+def benchmark(
+    url: str, queries: tuple[BenchQuery, ...], repeat: int, *, headers: dict[str, str] | None = None
+) -> dict[str, float]:
     """Median seconds of each query over `repeat` runs (after one warm-up run)."""
     out = {}
     with HranaSession(url, headers=headers) as s:
@@ -95,8 +101,9 @@ NOISE_FLOOR = 0.05  # seconds: on a shared machine, slower by less than this is 
 def compare_benchmark(baseline: dict[str, float], restored: dict[str, float], max_slowdown: float) -> tuple[bool, str]:
     """Each query's restored/baseline ratio must stay within max_slowdown (unless it is slower by less
     than NOISE_FLOOR seconds, which a millisecond query on a busy machine can be by chance)."""
-    ratios = {name: restored[name] / baseline[name] if baseline[name] > 0 else 1.0 for name in restored if name in baseline}
+    ratios = {
+        name: restored[name] / baseline[name] if baseline[name] > 0 else 1.0 for name in restored if name in baseline
+    }
     slow = {name: r for name, r in ratios.items() if r > max_slowdown and restored[name] - baseline[name] > NOISE_FLOOR}
     detail = ", ".join(f"{name} {restored[name] * 1000:.2f}ms ({ratios[name]:.2f}x)" for name in ratios)
     return not slow, detail or "no benchmark queries"
-

@@ -5,6 +5,7 @@ a fresh server in one Hrana stream."""
 
 from __future__ import annotations
 
+import builtins
 import gzip
 import hashlib
 import json
@@ -22,6 +23,7 @@ from typing import IO
 
 import requests
 
+from fixtures.background import Background
 from fixtures.hrana import HranaError, HranaSession
 from layers.notify import Event, Notifier
 from layers.policy import Policy
@@ -50,7 +52,7 @@ class CatalogEntry:
         return datetime.fromisoformat(self.created_at)
 
     @classmethod
-    def from_json(cls, data: bytes, catalog_key: str) -> CatalogEntry:
+    def from_json(cls, data: builtins.bytes, catalog_key: str) -> CatalogEntry:
         """Parse and check one stored entry; ValueError says what is wrong with it."""
         try:
             raw = json.loads(data)
@@ -159,12 +161,16 @@ def apply_retention(catalog: BackupCatalog, policy: Policy, now: datetime) -> li
     return doomed
 
 
-class BackupScheduler:
+class BackupScheduler(Background):
     """Runs take_backup on the policy's schedule in a thread, applies retention, notifies each outcome."""
+
+    thread_name = "layer1-backups"
+    join_timeout = 60.0
 
     def __init__(
         self, server_url: str, catalog: BackupCatalog, policy: Policy, notify: Notifier, *, sqld_version: str
     ) -> None:
+        super().__init__()
         self.server_url = server_url
         self.catalog = catalog
         self.policy = policy
@@ -173,19 +179,7 @@ class BackupScheduler:
         self.succeeded = 0
         self.failed = 0
         self.last_seconds = 0.0  # how long the newest backup took
-        self._stop = threading.Event()
         self._done = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> BackupScheduler:
-        self._thread = threading.Thread(target=self._run, name="layer1-backups", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=60)
 
     def run_once(self) -> CatalogEntry | None:
         started = time.monotonic()

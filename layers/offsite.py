@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from fixtures.background import Background
 from layers.backup import (
     BackupCatalog,
     CatalogEntry,
@@ -278,13 +279,17 @@ def apply_offsite_retention(offsite: ObjectStore, policy: Policy, now: datetime)
     return doomed
 
 
-class OffsiteReplicator:
+class OffsiteReplicator(Background):
     """Runs replicate_once and the offsite retention on the policy's interval in a thread; notifies each
     outcome as a layer-4 event; counts copies and bytes moved."""
+
+    thread_name = "layer4-offsite"
+    join_timeout = 60.0
 
     def __init__(
         self, source: BackupCatalog, offsite: ObjectStore, key: OffsiteKey, policy: Policy, notify: Notifier
     ) -> None:
+        super().__init__()
         if policy.interval_seconds is None:
             raise ValueError("OffsiteReplicator runs on an interval: set Policy.interval_seconds")
         self.source = source
@@ -294,28 +299,16 @@ class OffsiteReplicator:
         self.notify = notify
         self.copies: list[OffsiteCopy] = []
         self.failed = 0
-        self._stop = threading.Event()
         self._done = threading.Condition()
-        self._thread: threading.Thread | None = None
 
     @property
     def bytes_moved(self) -> int:
         """Bytes read from the source region plus bytes written to the offsite region."""
         return sum(c.entry.bytes + c.sealed_bytes for c in self.copies)
 
-    def start(self) -> OffsiteReplicator:
-        self._thread = threading.Thread(target=self._run, name="layer4-offsite", daemon=True)
-        self._thread.start()
-        return self
-
     def halt(self) -> None:
         """Stop after the copy in flight (if any), without waiting."""
         self._stop.set()
-
-    def stop(self, timeout: float = 60) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=timeout)
 
     def run_once(self) -> OffsiteCopy | None:
         try:

@@ -287,7 +287,9 @@ def _paged(s: HranaSession, table: str, page: int) -> Iterator[Row]:
         after = rows[-1][0]
 
 
-def table_diff(staging: HranaSession, live: HranaSession, table: str, page: int = 2000) -> tuple[list[Row], list[Value]]:
+def table_diff(
+    staging: HranaSession, live: HranaSession, table: str, page: int = 2000
+) -> tuple[list[Row], list[Value]]:
     """(rows the live table must get, ids it must lose) to equal the staging table: a merge by id."""
     upsert: list[Row] = []
     drop: list[Value] = []

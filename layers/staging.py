@@ -129,7 +129,9 @@ def verify_staging(url: str, app: AppChecks, repeat: int = 5) -> tuple[list[Chec
         ]
         tables = [str(r[0]) for r in s.execute(USER_TABLES).rows]
         counts = {t: int(str(s.execute(f'SELECT count(*) FROM "{t}"').rows[0][0])) for t in tables}
-        checks.append(Check("row_counts", bool(counts), ", ".join(f"{t} {n}" for t, n in counts.items()) or "no tables"))
+        checks.append(
+            Check("row_counts", bool(counts), ", ".join(f"{t} {n}" for t, n in counts.items()) or "no tables")
+        )
         checks += [_timed(f"app: {c.name}", lambda c=c: run_check(s, c)) for c in app.checks]  # type: ignore[misc]
         checks.append(_timed("write_probe", lambda: _write_probe(s)))
     if app.benchmark:
@@ -170,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = parse_source(args.source)
         app = load_app_checks(Path(args.checks)) if args.checks else AppChecks()
-        with tempfile.TemporaryDirectory(prefix="drill-staging-") as tmp, staging_server(args.backend, Path(tmp)) as server:
+        with (
+            tempfile.TemporaryDirectory(prefix="drill-staging-") as tmp,
+            staging_server(args.backend, Path(tmp)) as server,
+        ):
             restored = restore_source(source, server.http_url, endpoint=args.s3_endpoint)
             checks, counts = verify_staging(server.http_url, app)
     except (SourceError, ValueError, PermissionError) as exc:

@@ -172,7 +172,9 @@ def verify(
             _timed(
                 "benchmark",
                 lambda: compare_benchmark(
-                    dict(app.baseline), benchmark(url, app.checks.benchmark, app.repeat, headers=headers), app.max_slowdown
+                    dict(app.baseline),
+                    benchmark(url, app.checks.benchmark, app.repeat, headers=headers),
+                    app.max_slowdown,
                 ),
             )
         )

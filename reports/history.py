@@ -1,9 +1,9 @@
 """The append-only run history, storage chosen by URI (as pytest-benchmark's --benchmark-storage):
-  file:PATH            one JSON document per line; appends are single locked writes, so concurrent
-                       pytest workers never interleave or half-write a record
-  s3://BUCKET/PREFIX   one object per record (append-only by construction); endpoint and credentials from
-                       DRILL_HISTORY_S3_ENDPOINT / DRILL_HISTORY_S3_ACCESS_KEY_ID / ..._SECRET_ACCESS_KEY
-                       (or the AWS_* variables), so ephemeral CI runners keep a trend."""
+file:PATH            one JSON document per line; appends are single locked writes, so concurrent
+                     pytest workers never interleave or half-write a record
+s3://BUCKET/PREFIX   one object per record (append-only by construction); endpoint and credentials from
+                     DRILL_HISTORY_S3_ENDPOINT / DRILL_HISTORY_S3_ACCESS_KEY_ID / ..._SECRET_ACCESS_KEY
+                     (or the AWS_* variables), so ephemeral CI runners keep a trend."""
 
 from __future__ import annotations
 

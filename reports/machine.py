@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -16,10 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @cache
 def machine_info() -> dict[str, Any]:
     mem = 0
-    try:
+    with contextlib.suppress(ValueError, OSError):
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        pass
     return {
         "node": socket.gethostname(),
         "system": platform.system(),

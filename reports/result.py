@@ -71,7 +71,9 @@ class DrillResult:
     def explain(self) -> str:
         lines = [f"{self.scenario} on {self.backend}: {self.verdict.upper()}"]
         lines += [f"  - {f}" for f in self.failures]
-        lines.append(f"  RPO {self.rpo_writes} writes / {self.rpo_seconds:.2f}s (objective {self.objectives.rpo_seconds:g}s)")
+        lines.append(
+            f"  RPO {self.rpo_writes} writes / {self.rpo_seconds:.2f}s (objective {self.objectives.rpo_seconds:g}s)"
+        )
         phases = ", ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
         lines.append(f"  RTO {self.rto_seconds:.2f}s = {phases} (objective {self.objectives.rto_seconds:g}s)")
         return "\n".join(lines)

@@ -103,7 +103,9 @@ def layer2_of(drill: Drill) -> Layer2:
 def arm(drill: Drill) -> None:
     region, interval = drill.primary_region, drill.config.pitr_batch_interval
     bucket = drill.new_bucket(region, "layer2")
-    server = drill.new_server("primary", env=bottomless_env(region.endpoint, bucket, DATABASE_ID, interval), args=PITR_ARGS)
+    server = drill.new_server(
+        "primary", env=bottomless_env(region.endpoint, bucket, DATABASE_ID, interval), args=PITR_ARGS
+    )
     install_seed(drill.seed, namespace_dir(server, NAMESPACE) / "data")
     server.start()
     drill.primary = server
@@ -197,7 +199,9 @@ def _granularity(drill: Drill, layer2: Layer2, fork: Fork) -> dict[str, Any]:
     lacks (their acknowledgement instants), against the requested point and the incident."""
     with layer2.session(fork.namespace) as s:
         newest = s.execute("SELECT max(id) FROM orders WHERE id > ?", [WRITER_ID_BASE]).rows[0][0]
-    placed = {c.key: w.acked_at for w in drill.ledger.acked() if w.op == "place" for c in w.changes if c.table == "orders"}
+    placed = {
+        c.key: w.acked_at for w in drill.ledger.acked() if w.op == "place" for c in w.changes if c.table == "orders"
+    }
     included = placed.get(newest) if newest is not None else None
     excluded = min((at for key, at in placed.items() if newest is None or int(key) > int(newest)), default=None)  # type: ignore[call-overload]
     incident = _incident_at(drill)

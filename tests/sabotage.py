@@ -48,7 +48,10 @@ def _pitr_surgical_skipped() -> None:
     """The surgical repair finds the removed rows in the fork but never puts them back."""
     import scenarios.row_deletion as row_deletion
 
-    row_deletion.reinsert = lambda live, rows, order: sum(len(r) for r in rows.values())  # type: ignore[assignment]
+    def reinsert_nothing(live: Any, rows: dict[str, list[Any]], order: Any) -> int:
+        return sum(len(r) for r in rows.values())
+
+    row_deletion.reinsert = reinsert_nothing  # type: ignore[assignment]
 
 
 def _table_corruption_restore_skipped() -> None:

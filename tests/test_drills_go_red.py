@@ -17,10 +17,16 @@ CASES = [
     ("drills/test_row_deletion.py::test_row_deletion_rewind", "pitr-rewind-fork-after-incident", "row_counts"),
     ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-skipped", "row_counts"),
     ("drills/test_region_outage.py::test_region_outage", "region-outage-offsite-disabled", "no offsite copies"),
-    ("drills/test_table_corruption.py::test_table_corruption[process-index]", "table-corruption-restore-skipped",
-     "row_counts"),
-    ("drills/test_table_corruption.py::test_table_corruption[process-table]", "table-corruption-restore-damaged-copy",
-     "integrity_check"),
+    (
+        "drills/test_table_corruption.py::test_table_corruption[process-index]",
+        "table-corruption-restore-skipped",
+        "row_counts",
+    ),
+    (
+        "drills/test_table_corruption.py::test_table_corruption[process-table]",
+        "table-corruption-restore-damaged-copy",
+        "integrity_check",
+    ),
 ]
 
 

@@ -223,7 +223,9 @@ def test_restore_against_a_dead_endpoint_says_it_could_not_list(
     proxy.set(Fault("reset", "down", after_bytes=0))
     with pytest.raises(NoUsableBackup, match=rf"could not list the layer-1 catalog s3://{bucket}/layer1/catalog/"):
         restore_latest(_catalog(proxy.url, bucket, connect_timeout=1, read_timeout=1), target.http_url)
-    _row("reset down at 0 B (endpoint gone)", "layer-1 restore", "NoUsableBackup: could not list the catalog", "nothing")
+    _row(
+        "reset down at 0 B (endpoint gone)", "layer-1 restore", "NoUsableBackup: could not list the catalog", "nothing"
+    )
 
 
 # -- crashes -----------------------------------------------------------------------------------------

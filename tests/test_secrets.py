@@ -66,7 +66,9 @@ def _search(run: DrillRun, tmp: Path, markers: Markers) -> list[str]:
     return leaks
 
 
-def test_drills_with_real_endpoint_credentials_leak_nothing(tmp_path: Path, moto_region: Region, markers: Markers) -> None:
+def test_drills_with_real_endpoint_credentials_leak_nothing(
+    tmp_path: Path, moto_region: Region, markers: Markers
+) -> None:
     url = moto_region.endpoint.url
     # 1. primary region as a real endpoint: layer 1 (a failing drill too, its traceback with locals) and layer 2
     #    (sqld's bottomless gets the keys in its environment and writes its log into the artifacts).

@@ -22,7 +22,9 @@ def _seed_dump(tmp_path: Path) -> Path:
 
     seed = build_seed(tmp_path / "cache", parse_scale("rows:50"))
     dump = tmp_path / "seed.sql"
-    dump.write_text(subprocess.run(["sqlite3", str(seed.path), ".dump"], capture_output=True, text=True, check=True).stdout)
+    dump.write_text(
+        subprocess.run(["sqlite3", str(seed.path), ".dump"], capture_output=True, text=True, check=True).stdout
+    )
     return dump
 
 
@@ -36,7 +38,9 @@ def test_a_good_dump_is_verified(tmp_path: Path) -> None:
 
 def test_a_dump_that_breaks_an_app_check_is_not_verified(tmp_path: Path) -> None:
     dump = _seed_dump(tmp_path)
-    text = dump.read_text().replace("COMMIT;", "INSERT INTO orders VALUES(999999,1,'lost',5,NULL,'2026-01-01',1);\nCOMMIT;")
+    text = dump.read_text().replace(
+        "COMMIT;", "INSERT INTO orders VALUES(999999,1,'lost',5,NULL,'2026-01-01',1);\nCOMMIT;"
+    )
     dump.write_text(text)
     out = tmp_path / "result.json"
     assert main(["--source", f"dump:{dump}", "--out", str(out)]) == 1

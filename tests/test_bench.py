@@ -1,0 +1,100 @@
+"""The benchmarks run: bench/restore_speed.py at its smallest size prints its table with every layer's
+restore checked, and refuses to time a restore that lost rows; bench/suite_time.py times drills serially
+and with two xdist workers and proves the workers stayed isolated (one whole history record per drill)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import layers.backup
+from bench import restore_speed, suite_time
+from bench.procstat import cpu_seconds, peak_mb, reset_peak
+
+SMALLEST = "100KB"
+
+
+def test_restore_speed_prints_every_layer_beside_the_physical_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rows.json"
+    rows = restore_speed.main(["--sizes", SMALLEST, "--workdir", str(tmp_path), "--cache", str(tmp_path / "cache"),
+                               "--json", str(out)])  # fmt: skip
+    steps = [r.step for r in rows]
+    assert steps[:4] == [
+        restore_speed.RAW,
+        "sqlite3 .backup",
+        "S3 GET of the file (moto)",
+        "sqlite3 CLI < layer-1 dump",
+    ]
+    assert [s.split(" (")[0] for s in steps[4:]] == ["layer 1 restore", "layer 2 restore", "layer 4 restore"]
+    assert all(r.seconds > 0 and r.db_bytes > 100_000 for r in rows)
+    layer1 = rows[4]
+    assert layer1.sqld_peak_mb and layer1.runner_peak_mb and layer1.detail["sqld_cpu_s"] > 0
+    assert (
+        0 < layer1.detail["download_s"] + layer1.detail["verify_dump_s"] + layer1.detail["replay_s"] <= layer1.seconds
+    )
+    printed = capsys.readouterr().out
+    assert "vs raw" in printed and "layer 4 restore (decrypt + replay)" in printed and "100.0%" in printed
+    assert len(json.loads(out.read_text())) == len(rows)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("run-")], "the run left its scratch folder"
+
+
+def test_restore_speed_refuses_to_time_a_restore_that_lost_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(layers.backup, "replay_dump", lambda gz, url, timeout=120: None)  # replays nothing
+    with pytest.raises(RuntimeError, match=r"restore into .* is incomplete"):
+        restore_speed.main(["--sizes", SMALLEST, "--layers", "1", "--workdir", str(tmp_path),
+                            "--cache", str(tmp_path / "cache")])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sizes", "lots"], "--sizes='lots' is not a scale"),
+        (["--layers", "3"], "--layers='3': use some of 1,2,4"),
+    ],
+)
+def test_restore_speed_names_a_bad_flag(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        restore_speed.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_procstat_sees_memory_and_cpu_grow() -> None:
+    assert reset_peak()
+    before, cpu = peak_mb(), cpu_seconds()
+    block = bytearray(64 << 20)  # touched: 64 MB resident
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    sum(range(2_000_000))
+    assert before is not None and cpu is not None
+    assert (peak_mb() or 0) >= before + 60 and (cpu_seconds() or 0) > cpu
+    del block
+    assert peak_mb(None) is None and cpu_seconds(None) is None
+
+
+def test_suite_time_with_two_workers_keeps_drills_isolated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = suite_time.main(["--workers", "1,2", "--backend", "process", "--workdir", str(tmp_path),
+                            "--", "-k", "test_total_loss or (test_table_corruption and truncate)"])  # fmt: skip
+    serial, parallel = runs
+    assert (serial.passed, parallel.passed, serial.failed, parallel.failed) == (2, 2, 0, 0)
+    assert serial.records == parallel.records == 2 and serial.run_ids == 1
+    assert parallel.run_ids == 2, "two xdist workers should each record under their own run id"
+    assert suite_time.all_good(runs)
+    assert "isolated" in capsys.readouterr().out
+
+
+def test_suite_time_flags_torn_or_duplicated_history(tmp_path: Path) -> None:
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text('{"drill": "a", "run_id": "x"}\n{"drill": "b", "ru{"drill": "c"}\n')
+    with pytest.raises(RuntimeError, match="not one whole JSON record"):
+        suite_time.read_history(torn)
+    run = suite_time.SuiteRun(2, "process", "2MB", 1.0, 2, 0, records=3, drills=2, run_ids=2, exit_code=0)
+    assert not run.isolated  # one drill recorded twice
+    alone = suite_time.SuiteRun(1, "process", "2MB", 2.0, 2, 0, records=2, drills=2, run_ids=1, exit_code=0)
+    fewer = suite_time.SuiteRun(2, "process", "2MB", 1.0, 2, 0, records=1, drills=1, run_ids=1, exit_code=0)
+    assert alone.isolated and not suite_time.all_good([alone, fewer])  # a record lost in the parallel run
