@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from fixtures.damage import PageDamage, damage_object, truncate, zero_header
 from fixtures.hrana import HranaError, HranaSession
 from fixtures.seed import TABLES
 from fixtures.wait import NotReady
 from layers.backup import BackupCatalog, CatalogEntry, NoUsableBackup, download_verified, replay_dump
-from layers.damage import PageDamage, damage_object, truncate, zero_header
 from layers.pitr import bottomless_env
 from layers.verify import _fk_check, _single_value_check
 from reports.result import Objectives

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.damage import DamageError, btree_pages, damage_object, geometry, overwrite_pages, truncate, zero_header
 from fixtures.hrana import HranaSession
 from fixtures.seed import TABLES, SeedInfo, install_seed
 from fixtures.sqld import SqldServer
 from layers.backup import BACKUPS, BackupCatalog, CatalogEntry, NoUsableBackup, take_backup
-from layers.damage import DamageError, btree_pages, damage_object, geometry, overwrite_pages, truncate, zero_header
 from layers.store import LocalStore
 from scenarios.table_corruption import restore_sound, soundness
 from tests.conftest import SqldFactory
