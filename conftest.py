@@ -123,7 +123,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not results:
         return
     terminalreporter.write_sep("=", "disaster-recovery drills")
-    for line in summary_lines(sorted(results, key=lambda r: (r.scenario, r.backend))):
+    for line in summary_lines(sorted(results, key=lambda r: (r.scenario, r.backend, r.scale))):
         terminalreporter.write_line(line)
     session = config.stash.get(SESSION, None)
     if session is not None:

@@ -6,13 +6,24 @@ from reports.result import PHASES, DrillResult
 
 
 def summary_lines(results: list[DrillResult]) -> list[str]:
-    header = ("drill", "backend", "layers", "RPO writes", "RPO s (obj)", "RTO s (obj)", "phases d/p/r/v", "verdict")
+    header = (
+        "drill",
+        "backend",
+        "seed",
+        "layers",
+        "RPO writes",
+        "RPO s (obj)",
+        "RTO s (obj)",
+        "phases d/p/r/v",
+        "verdict",
+    )
     rows = [header]
     for r in results:
         rows.append(
             (
                 r.scenario,
                 r.backend,
+                r.scale,
                 r.layers,
                 f"{r.rpo_writes}/{r.acked_writes}",
                 f"{r.rpo_seconds:.2f} ({r.objectives.rpo_seconds:g})",
