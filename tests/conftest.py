@@ -16,7 +16,7 @@ from fixtures.config import Scale
 from fixtures.engine import Engine, ensure_engine
 from fixtures.image import ensure_image, resolve_image
 from fixtures.s3 import Region, open_region
-from fixtures.seed import SeedInfo, build_seed
+from fixtures.seed import SeedInfo, build_seed, install_seed
 from fixtures.sqld import SqldServer, SqldSpec
 from fixtures.sqld_container import ContainerSqld
 from fixtures.sqld_process import ProcessSqld
@@ -106,6 +106,15 @@ def sqld_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sql
         request.getfixturevalue("container_engine")
     with _servers(request.param, tmp_path) as make:
         yield make
+
+
+@contextlib.contextmanager
+def seeded_process(root: Path, seed: SeedInfo) -> Iterator[SqldServer]:
+    """One started process sqld holding the seed, for modules that take many backups from one source."""
+    with _servers("process", root) as make:
+        server = make("source")
+        install_seed(seed, server.db_file)
+        yield server.start()
 
 
 @pytest.fixture

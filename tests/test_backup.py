@@ -17,7 +17,7 @@ import layers.backup
 from fixtures.digest import TableDigest
 from fixtures.hrana import HranaSession
 from fixtures.s3 import Region
-from fixtures.seed import TABLES, SeedInfo, install_seed
+from fixtures.seed import TABLES, SeedInfo
 from fixtures.sqld import SqldServer, free_port
 from layers.backup import (
     BACKUPS,
@@ -32,16 +32,14 @@ from layers.backup import (
 from layers.notify import JsonlNotifier
 from layers.policy import Policy
 from layers.store import LocalStore, S3Store
-from tests.conftest import SqldFactory, _servers
+from tests.conftest import SqldFactory, seeded_process
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory, small_seed: SeedInfo) -> Iterator[SqldServer]:
     """One seeded process sqld that every backup in this module is taken from."""
-    with _servers("process", tmp_path_factory.mktemp("source")) as make:
-        server = make("source")
-        install_seed(small_seed, server.db_file)
-        yield server.start()
+    with seeded_process(tmp_path_factory.mktemp("source"), small_seed) as server:
+        yield server
 
 
 @pytest.fixture

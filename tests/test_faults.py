@@ -22,7 +22,7 @@ import fixtures.hrana
 from fixtures.config import Scale
 from fixtures.faultproxy import Fault, FaultProxy
 from fixtures.s3 import MOTO_CREDENTIALS, Region, S3Endpoint
-from fixtures.seed import SeedInfo, build_seed, install_seed
+from fixtures.seed import SeedInfo, build_seed
 from fixtures.sqld import SqldServer
 from layers.backup import (
     BACKUPS,
@@ -39,7 +39,7 @@ from layers.notify import JsonlNotifier
 from layers.policy import Policy
 from layers.store import S3Store
 from reports.history import FileHistory
-from tests.conftest import SqldFactory, _servers
+from tests.conftest import SqldFactory, seeded_process
 from tests.drillrun import ROOT
 from tests.test_backup import table_digests
 
@@ -52,10 +52,8 @@ def seed() -> SeedInfo:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory, seed: SeedInfo) -> Iterator[SqldServer]:
-    with _servers("process", tmp_path_factory.mktemp("source")) as make:
-        server = make("source")
-        install_seed(seed, server.db_file)
-        yield server.start()
+    with seeded_process(tmp_path_factory.mktemp("source"), seed) as server:
+        yield server
 
 
 @pytest.fixture
