@@ -8,6 +8,7 @@ import pytest
 from reports.result import DrillResult
 from scenarios.base import Scenario
 from scenarios.region_outage import REGION_OUTAGE, REGION_OUTAGE_FAULTS
+from scenarios.region_outage_wal import REGION_OUTAGE_WAL
 
 
 @pytest.mark.drill
@@ -27,3 +28,13 @@ def test_region_outage_with_a_damaged_offsite_copy(
     assert result.verdict == "pass", result.explain()
     refused = result.details["offsite_refused"]
     assert refused and refused[0][0] != result.details["offsite_backup_id"], "the damaged copy was not refused"
+
+
+@pytest.mark.drill
+def test_region_outage_with_offsite_wal(run_scenario: Callable[[Scenario], DrillResult]) -> None:
+    result = run_scenario(REGION_OUTAGE_WAL)
+    assert result.verdict == "pass", result.explain()
+    details = result.details
+    assert details["requests_during_recovery"]["us-east"] == 0
+    assert details["layer2_objects_restored"], "layer 2 was not restored from its offsite copies"
+    assert details["rpo_with_wal_writes"] <= details["rpo_backup_only_writes"], "the WAL restore lost more"

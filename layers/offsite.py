@@ -50,6 +50,7 @@ from layers.store import ObjectMissing, ObjectStore
 
 CATALOG = "layer4/catalog/"
 BACKUPS = "layer4/backups/"
+OBJECTS = "layer4/objects/"  # sealed copies of layer-2 (bottomless) objects, under their own names
 MAGIC = b"L4STREAM1"
 CHUNK = 1 << 20  # plaintext bytes per sealed chunk
 MAX_CHUNK = 1 << 24  # a header claiming more is refused before anything that size is read
@@ -279,6 +280,50 @@ def apply_offsite_retention(offsite: ObjectStore, policy: Policy, now: datetime)
     return doomed
 
 
+def sealed_object_key(name: str) -> str:
+    return f"{OBJECTS}{name}.sealed"
+
+
+def copy_new_objects(source: ObjectStore, prefix: str, offsite: ObjectStore, okey: OffsiteKey) -> tuple[int, int]:
+    """Seal every object under `prefix` in `source` (layer 2's snapshots and WAL batches) that the offsite
+    store does not hold yet; returns (objects copied, sealed bytes). Bottomless never rewrites an object
+    under the same name, so a held name is never copied again."""
+    held = {i.key for i in offsite.list(OBJECTS)}
+    copied = size = 0
+    for info in sorted(source.list(prefix), key=lambda i: i.key):
+        name = sealed_object_key(info.key)
+        if name in held:
+            continue
+        with tempfile.TemporaryFile() as plain:
+            source.get(info.key, plain)
+            plain.seek(0)
+            size += _put_sealed(offsite, name, plain, okey, {"source-key": info.key})
+        copied += 1
+    return copied, size
+
+
+@dataclass(frozen=True)
+class ObjectsRestore:
+    objects: int
+    sealed_bytes: int
+    key_ids: tuple[str, ...]
+
+
+def restore_objects(offsite: ObjectStore, keys: Keyring, dest: ObjectStore) -> ObjectsRestore:
+    """Decrypt every sealed layer-2 object into `dest` under its original name. Raises TamperedObject on
+    the first object that does not authenticate (a half-restored bucket is the caller's to discard)."""
+    count = fetched = 0
+    kids: set[str] = set()
+    for info in offsite.list(OBJECTS):
+        with tempfile.TemporaryFile() as plain:
+            kid, size = _get_opened(offsite, info.key, keys, plain)
+            plain.seek(0)
+            dest.put(info.key.removeprefix(OBJECTS).removesuffix(".sealed"), plain)
+        count, fetched = count + 1, fetched + size
+        kids.add(kid)
+    return ObjectsRestore(count, fetched, tuple(sorted(kids)))
+
+
 class OffsiteReplicator(Background):
     """Runs replicate_once and the offsite retention on the policy's interval in a thread; notifies each
     outcome as a layer-4 event; counts copies and bytes moved."""
@@ -300,6 +345,15 @@ class OffsiteReplicator(Background):
         self.copies: list[OffsiteCopy] = []
         self.failed = 0
         self._done = threading.Condition()
+        self.objects_source: tuple[ObjectStore, str] | None = None  # layer 2's store and prefix (copy_objects)
+        self.objects_copied = 0
+        self.objects_bytes = 0
+        self.cycles = 0
+        self.cycle_seconds_max = 0.0  # the longest cycle (copies and retention): how stale an offsite copy may get
+
+    def copy_objects(self, source: ObjectStore, prefix: str) -> None:
+        """Also seal layer 2's objects under `prefix` in `source` each cycle (only those not yet offsite)."""
+        self.objects_source = (source, prefix)
 
     @property
     def bytes_moved(self) -> int:
@@ -311,6 +365,7 @@ class OffsiteReplicator(Background):
         self._stop.set()
 
     def run_once(self) -> OffsiteCopy | None:
+        started = time.monotonic()
         try:
             copy, problems = replicate_once(self.source, self.offsite, self.key)
         except Exception as exc:
@@ -318,6 +373,7 @@ class OffsiteReplicator(Background):
             self.notify(
                 Event(4, "failure", time.time(), {"source": self.source.store.url}, f"{type(exc).__name__}: {exc}")
             )
+            self._end_cycle(started)
             return None
         if problems:
             self.notify(Event(4, "failure", time.time(), {"skipped": problems}, "; ".join(problems)))
@@ -333,9 +389,36 @@ class OffsiteReplicator(Background):
         else:
             if removed:
                 self.notify(Event(4, "retention", time.time(), {"removed": removed}))
-        with self._done:
-            self._done.notify_all()
+        self._end_cycle(started)
         return copy
+
+    def _end_cycle(self, started: float) -> None:
+        """Layer 2's objects (if armed), then the cycle is counted and waiters woken."""
+        if self.objects_source is not None:
+            self._copy_objects(*self.objects_source)
+        with self._done:
+            self.cycles += 1
+            self.cycle_seconds_max = max(self.cycle_seconds_max, time.monotonic() - started)
+            self._done.notify_all()
+
+    def _copy_objects(self, source: ObjectStore, prefix: str) -> None:
+        try:
+            count, size = copy_new_objects(source, prefix, self.offsite, self.key)
+        except Exception as exc:
+            self.failed += 1
+            self.notify(Event(4, "failure", time.time(), {"objects": source.url}, f"{type(exc).__name__}: {exc}"))
+            return
+        self.objects_copied += count
+        self.objects_bytes += size
+        if count:
+            self.notify(Event(4, "success", time.time(), {"layer2_objects": count, "sealed_bytes": size,
+                                                          "to": self.offsite.url}))  # fmt: skip
+
+    def wait_cycles(self, cycles: int, timeout: float) -> bool:
+        """Block until `cycles` more cycles have finished (copies or not)."""
+        with self._done:
+            target = self.cycles + cycles
+            return self._done.wait_for(lambda: self.cycles >= target, timeout=timeout)
 
     def wait_for(self, copies: int, timeout: float) -> bool:
         with self._done:

@@ -29,6 +29,13 @@ def _region_outage_offsite_disabled() -> None:
     OffsiteReplicator.run_once = lambda self: None  # type: ignore[method-assign]
 
 
+def _region_outage_wal_objects_skipped() -> None:
+    """Layer 4 copies the layer-1 backups but never layer 2's objects: the WAL restore comes back empty."""
+    from layers.offsite import OffsiteReplicator
+
+    OffsiteReplicator._copy_objects = lambda self, source, prefix: None  # type: ignore[method-assign]
+
+
 def _pitr_fork_after_incident() -> None:
     """Layer 2 forks to a point after the incident instead of just before it (the operator's typo)."""
     import math
@@ -90,6 +97,7 @@ SABOTAGE: dict[str, Callable[[], None]] = {
     "pitr-rewind-fork-after-incident": _pitr_fork_after_incident,
     "pitr-surgical-skipped": _pitr_surgical_skipped,
     "region-outage-offsite-disabled": _region_outage_offsite_disabled,
+    "region-outage-wal-objects-skipped": _region_outage_wal_objects_skipped,
     "table-corruption-restore-skipped": _table_corruption_restore_skipped,
     "table-corruption-restore-damaged-copy": _table_corruption_restore_damaged_copy,
 }

@@ -18,6 +18,11 @@ CASES = [
     ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-skipped", "row_counts"),
     ("drills/test_region_outage.py::test_region_outage", "region-outage-offsite-disabled", "no offsite copies"),
     (
+        "drills/test_region_outage.py::test_region_outage_with_offsite_wal",
+        "region-outage-wal-objects-skipped",
+        "layer2_offsite_restored",
+    ),
+    (
         "drills/test_table_corruption.py::test_table_corruption[process-index]",
         "table-corruption-restore-skipped",
         "row_counts",

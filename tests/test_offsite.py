@@ -21,20 +21,23 @@ from fixtures.tls import handshake, make_tls
 from layers.backup import BackupCatalog, NoUsableBackup, apply_retention, take_backup
 from layers.offsite import (
     MAGIC,
+    OBJECTS,
     OffsiteKey,
     OffsiteReplicator,
     TamperedObject,
     apply_offsite_retention,
+    copy_new_objects,
     keyring,
     object_key,
     offsite_ids,
     open_sealed,
     replicate_once,
+    restore_objects,
     restore_offsite,
     seal,
 )
 from layers.policy import Policy
-from layers.store import S3Store
+from layers.store import LocalStore, S3Store
 from scenarios.region_outage import FAULTS, OffsiteFault
 from tests.conftest import SqldFactory
 
@@ -332,3 +335,39 @@ def test_replicator_thread_and_region_outage(
     assert east.server is not None and east.server.running()
     assert east.client().list_buckets()["Buckets"] == []
     assert [getattr(e, "layer", None) for e in events][:1] == [4]
+
+
+# -- layer 2's objects offsite ------------------------------------------------------------------------
+def test_layer2_objects_are_copied_once_sealed_and_restored_under_their_names(tmp_path: Path) -> None:
+    source, offsite, dest = (LocalStore(tmp_path / n) for n in ("east", "west", "scratch"))
+    prefix = "ns-drill:default-"
+    source.put_bytes(f"{prefix}gen1/db.gz", b"snapshot " * 50)
+    source.put_bytes(f"{prefix}gen1/000000000001-000000000004-1764400000.gz", b"wal batch one")
+    source.put_bytes("ns-other:default-gen9/db.gz", b"another database")
+    assert copy_new_objects(source, prefix, offsite, KEY)[0] == 2
+    assert copy_new_objects(source, prefix, offsite, KEY)[0] == 0  # nothing new: nothing copied again
+    source.put_bytes(f"{prefix}gen1/000000000005-000000000009-1764400001.gz", b"wal batch two")
+    assert copy_new_objects(source, prefix, offsite, KEY)[0] == 1
+    for info in offsite.list(OBJECTS):
+        assert b"wal batch" not in offsite.get_bytes(info.key) and b"snapshot" not in offsite.get_bytes(info.key)
+    restored = restore_objects(offsite, keyring(KEY), dest)
+    assert restored.objects == 3 and restored.key_ids == (KEY.key_id,)
+    assert {i.key: dest.get_bytes(i.key) for i in dest.list()} == {
+        i.key: source.get_bytes(i.key) for i in source.list(prefix)
+    }
+
+
+@pytest.mark.parametrize("fault", ["flip", "rename"])
+def test_layer2_restore_refuses_an_altered_or_renamed_object(tmp_path: Path, fault: str) -> None:
+    source, offsite = LocalStore(tmp_path / "east"), LocalStore(tmp_path / "west")
+    source.put_bytes("ns-drill:default-gen1/000000000001-000000000004-1764400000.gz", b"wal batch " * 20)
+    copy_new_objects(source, "ns-drill:default-", offsite, KEY)
+    (held,) = offsite.list(OBJECTS)
+    blob = offsite.get_bytes(held.key)
+    if fault == "flip":
+        offsite.put_bytes(held.key, blob[:-5] + bytes([blob[-5] ^ 1]) + blob[-4:])
+    else:  # an older batch's bytes under a newer batch's name
+        offsite.put_bytes(held.key.replace("000000000004", "000000000009"), blob)
+        offsite.delete(held.key)
+    with pytest.raises(TamperedObject, match="authentication failed"):
+        restore_objects(offsite, keyring(KEY), LocalStore(tmp_path / "scratch"))
