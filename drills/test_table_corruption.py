@@ -1,5 +1,6 @@
 """The primary's database file damaged on disk (a table's pages, an index's pages, truncation, the
-header), detected as an operator would, recovered by layer 1 behind an integrity gate, verified by layer 3."""
+header), detected as an operator would, recovered by layer 1 behind an integrity gate (rolled forward by
+layer 2 when it is armed), verified by layer 3."""
 
 from collections.abc import Callable
 
@@ -19,3 +20,8 @@ def test_table_corruption(form: str, run_scenario: Callable[[Scenario], DrillRes
     assert str(result.details["recovered_by"]).startswith("layer 1"), result.details["recovered_by"]
     if form.endswith("-bottomless"):  # defense in depth: layer 2 alone brought the corruption back
         assert str(result.details["layer2_naive_restore"]).startswith("refused"), result.details["layer2_naive_restore"]
+        # ...while a fork to just before the damage passes the gate and rolls forward past the backup
+        assert result.details["recovered_by"] == "layer 1 + layer 2 roll-forward", result.details.get("roll_forward")
+        assert isinstance(result.details["rpo_backup_only_writes"], int), "the backup-only loss was not measured"
+        assert result.details["rolled_forward_to"], "the roll-forward point was not recorded"
+        assert result.rpo_writes <= result.details["rpo_backup_only_writes"], "rolling forward lost more"

@@ -11,11 +11,17 @@ backup is tried.
 
 Defense in depth (the `-bottomless` variant): layer 2 (bottomless) is armed too. sqld restarted on the
 damaged file uploads it as its newest generation, so the naive layer-2 recovery (a fresh server restoring
-the newest generation) brings the corruption back: the same gate refuses it, and layer 1 recovers."""
+the newest generation) brings the corruption back: the same gate refuses it, and layer 1 recovers. Layer 2
+still holds the WAL from before the damage: after the layer-1 restore, a fork to the last whole second
+before sqld restarted on the damaged file rolls forward past the backup. If the fork passes the same gate
+and is no older than the backup it is served instead (a smaller loss); both RPOs are reported. A fork that fails the gate or whose WAL cannot be proven
+in S3 leaves the layer-1 result in place."""
 
 from __future__ import annotations
 
 import contextlib
+import math
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,8 +35,8 @@ from fixtures.hrana import HranaError, HranaSession
 from fixtures.seed import TABLES
 from fixtures.wait import NotReady
 from layers.backup import BackupCatalog, CatalogEntry, NoUsableBackup, download_verified, replay_dump
-from layers.pitr import bottomless_env
-from layers.verify import _fk_check, _single_value_check
+from layers.pitr import Layer2, PitrError, bottomless_env, fork_timestamp, namespace_dir, point_before
+from layers.verify import _fk_check, _single_value_check, verify
 from reports.result import Objectives
 from scenarios.base import Scenario
 
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
     from fixtures.sqld import SqldServer
     from reports.stopwatch import Stopwatch
 
+SETTLE_ATTEMPTS = 40  # TRUNCATE checkpoints tried, 0.25 s apart, until data-wal is empty
 CHECKPOINT = "/v1/namespaces/default/checkpoint"  # admin API: TRUNCATE checkpoint (works without namespaces)
 CONFIG = "/v1/namespaces/default/config"  # admin API: block_writes (not kept across a restart)
 
@@ -74,6 +81,8 @@ def arm(drill: Drill) -> None:
 
 LAYER2_ARGS = ("--enable-bottomless-replication",)
 LAYER2_DATABASE_ID = "drill"
+LAYER2_NAMESPACE = "default"  # without --enable-namespaces the database is the namespace "default"
+ROLL_FORWARD = "rollforward"  # the fork's namespace (the fork API works without --enable-namespaces)
 
 
 def arm_with_layer2(drill: Drill) -> None:
@@ -99,13 +108,22 @@ def settle_into_file(server: SqldServer) -> dict[str, str]:
     the server stops. Without it, a page the WAL still holds masks its damage after the restart (measured:
     a zeroed header, page 1 in the WAL, and sqld started clean). The freeze ends with the restart."""
     block = {"block_reads": False, "block_writes": True, "block_reason": "drill: settling pages before damage"}
-    return {"block_writes": _admin_post(server, CONFIG, block), "checkpoint": _admin_post(server, CHECKPOINT)}
+    settled = {"block_writes": _admin_post(server, CONFIG, block)}
+    wal = server.db_dir / "data-wal"
+    for _ in range(SETTLE_ATTEMPTS):  # a reader (a backup's /dump) can hold frames back: SQLITE_BUSY, retry
+        settled["checkpoint"] = _admin_post(server, CHECKPOINT)
+        if settled["checkpoint"] == "ok" and (not wal.exists() or wal.stat().st_size == 0):
+            return settled
+        time.sleep(0.25)
+    settled["checkpoint"] = f"data-wal still holds {wal.stat().st_size} bytes after {SETTLE_ATTEMPTS} checkpoints"
+    return settled
 
 
 def damage(form: DamageForm) -> Callable[[Drill], None]:
     def run(drill: Drill) -> None:
         primary = drill.primary
         assert primary is not None
+        drill.details["damage_at_epoch"] = time.time()  # just before the freeze
         settled = drill.details["settle"] = settle_into_file(primary)
         if any(v != "ok" for v in settled.values()):
             raise RuntimeError(f"sqld admin API refused to settle the pages before the damage: {settled}")
@@ -113,6 +131,9 @@ def damage(form: DamageForm) -> Callable[[Drill], None]:
         wal = primary.db_dir / "data-wal"
         drill.details["wal_bytes_at_damage"] = wal.stat().st_size if wal.exists() else 0
         drill.details["damage"] = form.apply(primary.db_file).describe()
+        if "layer2" in drill.details:  # the host stays down into the next whole second, as a reboot would:
+            time.sleep(max(0.0, math.floor(time.time()) + 1 - time.time()))  # layer 2's granularity is 1 s
+        drill.details["restarted_at_epoch"] = time.time()  # the damage can reach layer 2 from here on
         try:
             primary.start()  # the host comes back on the damaged disk
             drill.details["start_refused"] = False
@@ -220,18 +241,83 @@ def restore_sound(
     )
 
 
-def naive_layer2(drill: Drill, damaged: SqldServer) -> str | None:
+def naive_layer2(drill: Drill, damaged: SqldServer) -> tuple[str | None, SqldServer | None]:
     """Layer 2 alone, as an operator in a hurry would use it: a fresh server with the primary's bottomless
-    settings restores the newest generation. None if that restore passes the gate, else why not."""
+    settings restores the newest generation. (None if that restore passes the gate, else why not; the
+    server, left running for the roll-forward fork, or None if it would not start)."""
     server = drill.new_server("layer2-restore", env=dict(damaged.spec.env), args=damaged.spec.args)
     try:
         server.start()
     except NotReady as exc:
-        return f"refuses to start: {_refusal_line(str(exc))}"
+        return f"refuses to start: {_refusal_line(str(exc))}", None
+    return soundness(server.http_url, TABLES), server
+
+
+def roll_forward_point(restarted_at: float) -> float:
+    """The layer-2 restore point (a module-level step, so a sabotage can move it). The damage reaches S3
+    as the generation sqld uploads when it restarts on the damaged file; a fork picks generations and
+    batches by whole second (measured: a fork to the freeze instant, in the restart's second, came back
+    corrupt), so the point is the last second closed before the restart."""
+    return point_before(restarted_at)
+
+
+def newest_order(url: str) -> int:
+    """The operator's high-water mark of a restored database: its newest order id (ids only grow)."""
+    with HranaSession(url, timeout=30) as s:
+        return int(s.execute("SELECT coalesce(max(id), 0) FROM orders").rows[0][0])  # type: ignore[arg-type]
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent single-file copy of the SQLite database at `source` (its -wal included) at `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
+def measured_loss(drill: Drill, server: SqldServer) -> dict[str, Any]:
+    """The loss of the database `server` serves against the ledger (layer 3's scan, no app checks)."""
+    loss = verify(server.http_url, tables=drill.seed.verified, base=drill.seed.tables, writes=drill.ledger.writes).loss
+    return {"writes": len(loss.lost), "seconds": round(loss.rpo_seconds(float(drill.details["damage_at_epoch"])), 3)}  # type: ignore[arg-type]
+
+
+def roll_forward(
+    drill: Drill, layer2_server: SqldServer, backup_newest: int, watch: Stopwatch
+) -> tuple[SqldServer | None, dict[str, Any]]:
+    """Fork layer 2 (on `layer2_server`, which streams from the primary's bucket) to just before the damage,
+    copy the fork into a fresh server and gate it: sound, and no older than the restored backup (its
+    newest order `backup_newest`). (That server, or None when the fork is refused; details)."""
+    info = drill.details["layer2"]
+    assert isinstance(info, dict)
+    at = roll_forward_point(float(drill.details["restarted_at_epoch"]))  # type: ignore[arg-type]
+    out: dict[str, Any] = {"rolled_forward_to": f"{fork_timestamp(at)}Z"}
+    layer2 = Layer2(layer2_server.http_url, layer2_server.admin_url, LAYER2_NAMESPACE, LAYER2_DATABASE_ID,
+                    info["bucket"], drill.primary_region.client(), info["batch_interval_secs"],
+                    timeout=drill.config.startup_timeout)  # fmt: skip
     try:
-        return soundness(server.http_url, TABLES)
-    finally:
+        fork = layer2.fork(ROLL_FORWARD, at)
+    except PitrError as exc:  # WalNotInS3 included: the point cannot be trusted
+        out["roll_forward"] = f"refused: {exc}"[:400]
+        return None, out
+    out["roll_forward_upload_proof"] = fork.proof.describe()
+    layer2_server.stop()  # the fork's pages settle in its folder
+    server = drill.new_server("rolled-forward")
+    copy_database(namespace_dir(layer2_server, ROLL_FORWARD) / "data", server.db_file)
+    try:
+        server.start()
+    except NotReady as exc:
+        problem: str | None = f"refuses to start: {_refusal_line(str(exc))}"
+    else:
+        watch.mark("provision")
+        problem = soundness(server.http_url, TABLES)
+        if problem is None and newest_order(server.http_url) < backup_newest:
+            problem = f"the fork's newest order is older than the backup's ({backup_newest}): the backup is newer"
+    watch.mark("restore")
+    if problem:
         server.kill()
+        out["roll_forward"] = f"refused: {problem}"
+        return None, out
+    out["roll_forward"] = "passed the gate"
+    return server, out
 
 
 def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
@@ -239,10 +325,11 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     drill.scheduler.stop()  # no backups of the damaged database from here on
     damaged = drill.primary
     layer2: dict[str, Any] = {"layer2_naive_restore": "layer 2 not armed"}
+    layer2_server: SqldServer | None = None
     if "layer2" in drill.details:
         damaged.stop()  # graceful: bottomless flushes what it holds, the damaged generation included
         started = time.monotonic()
-        refused = naive_layer2(drill, damaged)
+        refused, layer2_server = naive_layer2(drill, damaged)
         watch.mark("restore")  # a restore attempt, if a failed one
         layer2 = {"layer2_naive_restore": f"refused by the gate: {refused}" if refused else "passed the gate",
                   "layer2_naive_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
@@ -253,9 +340,27 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     outcome = restore_sound(drill.catalog, fresh, lambda: drill.new_server("restored").start(), TABLES)
     watch.mark("restore")
     drill.primary = outcome.server
+    recovered_by = f"layer 1: full backup {outcome.entry.id} (checksum + integrity gate)"
+    if "layer2" in drill.details:
+        backup_only = measured_loss(drill, outcome.server)
+        watch.mark("verify")  # measuring the backup-only loss, as layer 3 would
+        layer2.update(rpo_backup_only_writes=backup_only["writes"], rpo_backup_only_seconds=backup_only["seconds"])
+        rolled: SqldServer | None = None
+        if layer2_server is None:
+            layer2["roll_forward"] = "not tried: no layer-2 server would start"
+        else:
+            try:
+                rolled, more = roll_forward(drill, layer2_server, newest_order(outcome.server.http_url), watch)
+            finally:
+                layer2_server.kill()
+            layer2.update(more)
+        if rolled is not None:
+            outcome.server.kill()
+            drill.primary = rolled
+            recovered_by = "layer 1 + layer 2 roll-forward"
     failures = [e for e in drill.notifications.events() if e.layer == 1 and e.kind == "failure"]
     return {
-        "recovered_by": f"layer 1: full backup {outcome.entry.id} (checksum + integrity gate)",
+        "recovered_by": recovered_by,
         **layer2,
         "backup_id": outcome.entry.id,
         "backup_taken_at": outcome.entry.created_at,
@@ -271,7 +376,7 @@ def table_corruption(form: DamageForm, *, with_layer2: bool = False) -> Scenario
     return Scenario(
         name=f"table-corruption-{form.name}" + ("-bottomless" if with_layer2 else ""),
         title=f"database file damaged on disk: {form.title}" + (" (layer 2 armed too)" if with_layer2 else ""),
-        layers=(1,),
+        layers=(1, 2) if with_layer2 else (1,),  # layer 2 rolls the layer-1 restore forward
         objectives=Objectives(rpo_seconds=15.0, rto_seconds=60.0),
         arm=arm_with_layer2 if with_layer2 else arm,
         damage=damage(form),
