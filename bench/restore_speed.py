@@ -53,6 +53,7 @@ from fixtures.sqld_process import ProcessSqld  # noqa: E402
 from layers.offsite import OffsiteKey, copy_backup, keyring, restore_offsite  # noqa: E402
 from layers.pitr import bottomless_env  # noqa: E402
 from layers.store import S3Store  # noqa: E402
+from reports.text import text_table  # noqa: E402
 
 LAYERS = ("1", "2", "4")
 RAW = "raw copy + fsync"
@@ -371,10 +372,7 @@ def table(rows: list[Row]) -> list[str]:
          _mb(r.runner_peak_mb), _mb(r.sqld_peak_mb))
         for r in rows
     ]  # fmt: skip
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in (head, *body)]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
+    return text_table(head, body)
 
 
 def breakdown(rows: list[Row]) -> list[str]:

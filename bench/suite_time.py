@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
 from fixtures.config import ConfigError, parse_backends, parse_scale  # noqa: E402
+from reports.text import text_table  # noqa: E402
 
 _COUNT = re.compile(r"(\d+) (passed|failed|error|errors|skipped)")
 
@@ -96,10 +97,7 @@ def table(runs: list[SuiteRun]) -> list[str]:
          str(r.passed), str(r.failed), str(r.records), str(r.run_ids), "yes" if isolated(r, serial) else "NO")
         for r in runs
     ]  # fmt: skip
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in (head, *body)]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
+    return text_table(head, body)
 
 
 def isolated(run: SuiteRun, serial: dict[tuple[str, str], SuiteRun]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reports.result import PHASES, DrillResult
+from reports.text import text_table
 
 
 def summary_lines(results: list[DrillResult]) -> list[str]:
@@ -17,7 +18,7 @@ def summary_lines(results: list[DrillResult]) -> list[str]:
         "phases d/p/r/v",
         "verdict",
     )
-    rows = [header]
+    rows = []
     for r in results:
         rows.append(
             (
@@ -32,9 +33,7 @@ def summary_lines(results: list[DrillResult]) -> list[str]:
                 r.verdict.upper(),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table(header, rows)
     for r in results:
         lines += [f"{r.scenario} [{r.backend}]: {f}" for f in r.failures]
     return lines
