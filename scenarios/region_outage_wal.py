@@ -81,7 +81,7 @@ def _from_layer2(drill: Drill, offsite: S3Store, keys: Keyring) -> tuple[SqldSer
     """Decrypt layer 2's offsite objects into a scratch bucket and start a fresh bottomless sqld on it
     (empty data dir: it restores the newest generation). (None, why) when that fails."""
     scratch = _scratch_region(drill)
-    bucket = scratch.new_bucket(drill.session.run_id[-6:] + drill.backend[0], "layer2-restore")
+    bucket = scratch.new_bucket(drill.session.tag + drill.backend[0], "layer2-restore")
     try:
         got = restore_objects(offsite, keys, S3Store(scratch.client(), bucket))
     except TamperedObject as exc:

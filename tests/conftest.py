@@ -13,8 +13,9 @@ import pytest
 
 from fixtures.binary import sqld_binary
 from fixtures.config import Scale
-from fixtures.engine import Engine, ensure_engine
-from fixtures.image import ensure_image, resolve_image
+from fixtures.engine import TESTCONTAINERS_ENV, Engine
+from fixtures.engine_ready import EngineUnusable, ready_engine
+from fixtures.image import resolve_image
 from fixtures.s3 import Region, open_region
 from fixtures.seed import SeedInfo, build_seed, install_seed
 from fixtures.sqld import SqldServer, SqldSpec
@@ -40,20 +41,14 @@ def moto_region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
 
 @pytest.fixture(scope="session")
 def container_engine() -> Iterator[Engine]:
-    """An answering container engine (podman's Docker-compatible socket if needed) holding the local sqld
-    image, with testcontainers pointed at it for the session (the environment is restored after)."""
-    engine = ensure_engine()
-    assert engine is not None, "no container engine answers and podman could not serve one"
-    env = engine.testcontainers_env()
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    client = engine.client()
+    """A container engine proven to run the local sqld image (the one wiring the drills use), with
+    testcontainers pointed at it for the session (the environment is restored after). An engine that
+    cannot run containers fails the test with the cause and the fix: container coverage is never skipped."""
+    saved = {key: os.environ.get(key) for key in TESTCONTAINERS_ENV}
     try:
-        ensure_image(client, resolve_image("local"), sqld_binary())
-    finally:
-        client.close()
-    try:
-        yield engine
+        yield ready_engine(resolve_image("local"), sqld_binary()).engine
+    except EngineUnusable as exc:
+        pytest.fail(str(exc))
     finally:
         for key, value in saved.items():
             if value is None:
