@@ -62,3 +62,13 @@ def test_ini_settings_apply_and_flags_win(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.output[-2000:]
     assert "test_total_loss[process]" in run.output
+
+
+def test_builtin_only_property_drill_skips_on_your_own_seed(tmp_path: Path) -> None:
+    """The property drill goes through run_scenario like every drill: on a user's own seed it skips with
+    the reason instead of crashing on the builtin schema's namespace."""
+    run = run_pytest(["drills/test_pitr_property.py", "--drill-backend=process",
+                      "--drill-seed=tests/fixtures_data/own_schema.sql", "-rs"], tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "1 skipped" in run.output and "damages tables of the built-in schema" in run.output
+    assert run.history == [] and len(run.manifests) == 1
