@@ -1,5 +1,5 @@
 """Shared fixtures of the project's own tests: a moto S3 region, a container engine, a small seed, and
-factories of sqld servers (one parametrized over both backends). The root conftest.py is the drill plugin;
+factories of sqld servers (one parametrized over both backends). The drill plugin is fixtures/plugin.py;
 its fixture names (`drill`, `drill_session`, `drill_backend`, `run_scenario`) are deliberately not reused."""
 
 from __future__ import annotations
