@@ -4,9 +4,8 @@ its fixture names (`drill`, `drill_session`, `drill_backend`, `run_scenario`) ar
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,11 @@ from fixtures.engine import TESTCONTAINERS_ENV, Engine
 from fixtures.engine_ready import EngineUnusable, ready_engine
 from fixtures.image import resolve_image
 from fixtures.s3 import Region, open_region
-from fixtures.seed import SeedInfo, build_seed, install_seed
-from fixtures.sqld import SqldServer, SqldSpec
-from fixtures.sqld_container import ContainerSqld
-from fixtures.sqld_process import ProcessSqld
+from fixtures.seed import SeedInfo, build_seed
+from tests.servers import SqldFactory, servers
 
 BACKENDS = ("process", "container")
 SMALL_SCALE = Scale(customers=120)
-
-SqldFactory = Callable[..., SqldServer]
 
 
 @pytest.fixture(scope="session")
@@ -63,57 +58,17 @@ def small_seed(tmp_path_factory: pytest.TempPathFactory) -> SeedInfo:
     return build_seed(tmp_path_factory.mktemp("seed-cache"), SMALL_SCALE)
 
 
-@contextlib.contextmanager
-def _servers(backend: str, root: Path) -> Iterator[SqldFactory]:
-    """A factory of not-yet-started servers of one backend under root; kills every one it made on exit."""
-    made: list[SqldServer] = []
-    binary = str(sqld_binary()) if backend == "process" else ""
-
-    def make(name: str = "srv", *, args: tuple[str, ...] = (), startup_timeout: float = 30.0) -> SqldServer:
-        n = len(made) + 1
-        spec = SqldSpec(
-            name=f"{name}-{n}",
-            storage=root / f"{name}-{n}",
-            log=root / f"{name}-{n}.log",
-            args=args,
-            startup_timeout=startup_timeout,
-        )
-        server: SqldServer
-        if backend == "container":
-            server = ContainerSqld(spec, image=resolve_image("local"))
-        else:
-            server = ProcessSqld(spec, binary=binary)
-        made.append(server)
-        return server
-
-    try:
-        yield make
-    finally:
-        for server in made:
-            with contextlib.suppress(Exception):
-                server.kill()
-
-
 @pytest.fixture(params=BACKENDS)
 def sqld_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqldFactory]:
     """Builds sqld servers of the parametrized backend in tmp_path: `make(name, args=..., startup_timeout=...)`."""
     if request.param == "container":
         request.getfixturevalue("container_engine")
-    with _servers(request.param, tmp_path) as make:
+    with servers(request.param, tmp_path) as make:
         yield make
-
-
-@contextlib.contextmanager
-def seeded_process(root: Path, seed: SeedInfo) -> Iterator[SqldServer]:
-    """One started process sqld holding the seed, for modules that take many backups from one source."""
-    with _servers("process", root) as make:
-        server = make("source")
-        install_seed(seed, server.db_file)
-        yield server.start()
 
 
 @pytest.fixture
 def process_sqld(tmp_path: Path) -> Iterator[SqldFactory]:
     """Like sqld_factory, for the process backend only."""
-    with _servers("process", tmp_path) as make:
+    with servers("process", tmp_path) as make:
         yield make

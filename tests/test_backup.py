@@ -32,7 +32,7 @@ from layers.backup import (
 from layers.notify import JsonlNotifier
 from layers.policy import Policy
 from layers.store import LocalStore, S3Store
-from tests.conftest import SqldFactory, seeded_process
+from tests.servers import SqldFactory, seeded_process
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from fixtures.sqld import SqldServer
 from layers.backup import BACKUPS, BackupCatalog, CatalogEntry, NoUsableBackup, take_backup
 from layers.store import LocalStore
 from scenarios.table_corruption import restore_sound, soundness
-from tests.conftest import SqldFactory
+from tests.servers import SqldFactory
 
 
 @pytest.fixture

@@ -39,8 +39,8 @@ from layers.notify import JsonlNotifier
 from layers.policy import Policy
 from layers.store import S3Store
 from reports.history import FileHistory
-from tests.conftest import SqldFactory, seeded_process
 from tests.drillrun import ROOT
+from tests.servers import SqldFactory, seeded_process
 from tests.test_backup import table_digests
 
 

@@ -13,8 +13,8 @@ from fixtures.config import ConfigError, DrillConfig, Scale, TableFilter, parse_
 from fixtures.seed import SeedInfo, install_seed
 from fixtures.seed_sources import build_source, resolve_source
 from fixtures.session import DrillSession
-from tests.conftest import SqldFactory
 from tests.drillrun import run_pytest
+from tests.servers import SqldFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN = "tests/fixtures_data/own_schema.sql"
