@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 MANIFEST_KIND = "manifest"
+RESULT_KIND = "drill"  # the kind DrillResult.to_dict writes
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,14 @@ class RunManifest:
 
 
 def split_records(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[RunManifest]]:
-    """History records -> (drill results, run manifests); records without a kind are drill results."""
+    """History records -> (drill results, run manifests). Records without a kind are drill results (as
+    older histories hold them); other kinds belong to other readers and are left out of both."""
     results, manifests = [], []
     for record in records:
-        if record.get("kind") == MANIFEST_KIND:
+        kind = record.get("kind", RESULT_KIND)
+        if kind == MANIFEST_KIND:
             manifests.append(RunManifest.from_dict(record))
-        else:
+        elif kind == RESULT_KIND:
             results.append(record)
     return results, manifests
 

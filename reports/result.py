@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PHASES = ("detect", "provision", "restore", "verify")
-RESULT_KIND = "drill"  # history records: drill results, and one "manifest" per run (reports/manifest.py)
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class DrillResult:
         return "fail" if self.failures else "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "kind": RESULT_KIND, "verdict": self.verdict}
+        return {**asdict(self), "kind": "drill", "verdict": self.verdict}  # reports/manifest.py RESULT_KIND
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
