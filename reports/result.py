@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from reports.manifest import RESULT_KIND
+
 PHASES = ("detect", "provision", "restore", "verify")
 
 
@@ -74,7 +76,7 @@ class DrillResult:
         return "fail" if self.failures else "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "kind": "drill", "verdict": self.verdict}  # reports/manifest.py RESULT_KIND
+        return {**asdict(self), "kind": RESULT_KIND, "verdict": self.verdict}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
