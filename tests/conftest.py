@@ -69,7 +69,7 @@ def small_seed(tmp_path_factory: pytest.TempPathFactory) -> SeedInfo:
 
 
 @contextlib.contextmanager
-def _servers(backend: str, root: Path) -> Iterator[SqldFactory]:
+def sqld_servers(backend: str, root: Path) -> Iterator[SqldFactory]:
     """A factory of not-yet-started servers of one backend under root; kills every one it made on exit."""
     made: list[SqldServer] = []
     binary = str(sqld_binary()) if backend == "process" else ""
@@ -104,14 +104,14 @@ def sqld_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sql
     """Builds sqld servers of the parametrized backend in tmp_path: `make(name, args=..., startup_timeout=...)`."""
     if request.param == "container":
         request.getfixturevalue("container_engine")
-    with _servers(request.param, tmp_path) as make:
+    with sqld_servers(request.param, tmp_path) as make:
         yield make
 
 
 @contextlib.contextmanager
 def seeded_process(root: Path, seed: SeedInfo) -> Iterator[SqldServer]:
     """One started process sqld holding the seed, for modules that take many backups from one source."""
-    with _servers("process", root) as make:
+    with sqld_servers("process", root) as make:
         server = make("source")
         install_seed(seed, server.db_file)
         yield server.start()
@@ -120,5 +120,5 @@ def seeded_process(root: Path, seed: SeedInfo) -> Iterator[SqldServer]:
 @pytest.fixture
 def process_sqld(tmp_path: Path) -> Iterator[SqldFactory]:
     """Like sqld_factory, for the process backend only."""
-    with _servers("process", tmp_path) as make:
+    with sqld_servers("process", tmp_path) as make:
         yield make
