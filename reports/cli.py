@@ -15,11 +15,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fixtures.config import ConfigError
+from fixtures.config import ConfigError, parse_thresholds
 from reports.audit import audit
 from reports.certify import certify
 from reports.frame import HistoryFormatError
-from reports.regression import DEFAULT_WINDOW, parse_thresholds
+from reports.regression import DEFAULT_WINDOW
 from reports.render import load_history, render_report, resolve_runs
 
 

@@ -15,7 +15,6 @@ from reports.result import PHASES
 REQUIRED = ("run_id", "scenario", "started_at", "backend", "phases", "rto_seconds", "rpo_seconds", "objectives")
 PHASE_COLUMNS = tuple(f"{p}_seconds" for p in PHASES)
 KEY = ("scenario", "backend", "scale")  # results comparable over time
-METRICS = ("rto_seconds", "rpo_seconds", "rpo_writes", "rpo_rows", *PHASE_COLUMNS)
 
 
 class HistoryFormatError(ValueError):

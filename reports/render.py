@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fixtures.config import DrillConfig
+from fixtures.config import DrillConfig, Threshold
 from reports.audit import audit
 from reports.charts import write_charts
 from reports.frame import HistoryFormatError, latest_run_ids, select_runs, to_frame
@@ -18,7 +18,7 @@ from reports.history import History, open_history
 from reports.html import write_html
 from reports.manifest import RunManifest, split_records
 from reports.markdown import write_markdown
-from reports.regression import DEFAULT_WINDOW, Regression, Threshold, find_regressions, parse_thresholds
+from reports.regression import DEFAULT_WINDOW, Regression, find_regressions
 from reports.tables import report_data
 
 
@@ -92,7 +92,7 @@ def session_report(run_ids: list[str], history: History, config: DrillConfig, ro
     if not config.report and not config.compare_fail:
         return SessionReport([], [])
     frame = to_frame(history.load())
-    thresholds = parse_thresholds(config.compare_fail)
+    thresholds = config.compare_fail
     lines = []
     if config.report:
         rendered = render_report(frame, run_ids, root / config.report, thresholds=thresholds, history=history.uri,
@@ -104,6 +104,6 @@ def session_report(run_ids: list[str], history: History, config: DrillConfig, ro
     else:
         found = find_regressions(frame, run_ids, thresholds)
     if found:
-        lines.append(f"drill results regressed ({', '.join(config.compare_fail)}):")
+        lines.append(f"drill results regressed ({', '.join(t.spec for t in thresholds)}):")
         lines += [f"  {r.describe()}" for r in found]
     return SessionReport(lines, found)

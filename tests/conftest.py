@@ -17,7 +17,7 @@ from fixtures.engine_ready import EngineUnusable, ready_engine
 from fixtures.image import resolve_image
 from fixtures.s3 import Region, open_region
 from fixtures.seed import SeedInfo, build_seed
-from tests.servers import SqldFactory, servers
+from tests.servers import SqldFactory, sqld_servers
 
 BACKENDS = ("process", "container")
 SMALL_SCALE = Scale(customers=120)
@@ -63,12 +63,12 @@ def sqld_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sql
     """Builds sqld servers of the parametrized backend in tmp_path: `make(name, args=..., startup_timeout=...)`."""
     if request.param == "container":
         request.getfixturevalue("container_engine")
-    with servers(request.param, tmp_path) as make:
+    with sqld_servers(request.param, tmp_path) as make:
         yield make
 
 
 @pytest.fixture
 def process_sqld(tmp_path: Path) -> Iterator[SqldFactory]:
     """Like sqld_factory, for the process backend only."""
-    with servers("process", tmp_path) as make:
+    with sqld_servers("process", tmp_path) as make:
         yield make

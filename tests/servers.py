@@ -18,7 +18,7 @@ SqldFactory = Callable[..., SqldServer]
 
 
 @contextlib.contextmanager
-def servers(backend: str, root: Path) -> Iterator[SqldFactory]:
+def sqld_servers(backend: str, root: Path) -> Iterator[SqldFactory]:
     """A factory of not-yet-started servers of one backend under root; kills every one it made on exit."""
     made: list[SqldServer] = []
     binary = str(sqld_binary()) if backend == "process" else ""
@@ -51,7 +51,7 @@ def servers(backend: str, root: Path) -> Iterator[SqldFactory]:
 @contextlib.contextmanager
 def seeded_process(root: Path, seed: SeedInfo) -> Iterator[SqldServer]:
     """One started process sqld holding the seed, for modules that take many backups from one source."""
-    with servers("process", root) as make:
+    with sqld_servers("process", root) as make:
         server = make("source")
         install_seed(seed, server.db_file)
         yield server.start()
