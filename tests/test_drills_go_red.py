@@ -16,6 +16,11 @@ CASES = [
     ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-fork-after-incident", "row_counts"),
     ("drills/test_row_deletion.py::test_row_deletion_rewind", "pitr-rewind-fork-after-incident", "row_counts"),
     ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-skipped", "row_counts"),
+    (  # the schema-derived incident on a foreign schema: a repair that leaves one table out is caught
+        "drills/test_own_schema.py::test_own_schema[process-row-deletion-surgical]",
+        "pitr-repair-skips-a-table",
+        "row_counts",
+    ),
     ("drills/test_region_outage.py::test_region_outage", "region-outage-offsite-disabled", "no offsite copies"),
     (
         "drills/test_region_outage.py::test_region_outage_with_offsite_wal",
