@@ -355,6 +355,7 @@ def apply_repair(
     rowids. Fails, and changes nothing, if a key to insert exists again (the live database moved on)."""
     count = 0
     live.execute("BEGIN IMMEDIATE")
+    live.execute("PRAGMA defer_foreign_keys = ON")  # rows refer to each other (self-references): check at COMMIT
     try:
         for scope in scopes:
             names = list(columns[scope.table])
@@ -427,6 +428,7 @@ def rewind_in_place(
     generation is newer than the swapped-in file and restores over it. Returns {table: (written, deleted)}."""
     diffs = {name: table_diff(staging, live, name, by) for name, by, _ in tables}
     live.execute("BEGIN IMMEDIATE")
+    live.execute("PRAGMA defer_foreign_keys = ON")  # rows refer to each other (self-references): check at COMMIT
     try:
         for name, by, _ in reversed(tables):  # children first
             for key in diffs[name][1]:
