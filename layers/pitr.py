@@ -159,6 +159,10 @@ class Layer2:
         """Create the namespace; an existing local file in its folder is adopted (and snapshotted to S3)."""
         self._admin("POST", f"/v1/namespaces/{namespace or self.namespace}/create", {})
 
+    def checkpoint(self) -> None:
+        """A TRUNCATE checkpoint of the live namespace: bottomless starts a new generation."""
+        self._admin("POST", f"/v1/namespaces/{self.namespace}/checkpoint")
+
     def delete(self, namespace: str) -> None:
         """Delete a namespace this layer forked (never the live one); its S3 backup is kept."""
         if namespace == self.namespace:

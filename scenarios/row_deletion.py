@@ -71,6 +71,7 @@ class RowDeletionState:
     layer2: Layer2 | None = None
     incident: Incident | None = None
     sent_at: float = 0.0  # the incident's statements were sent: they committed at or after this instant
+    forks: int = 0  # forks made so far (each recovery forks into a namespace of its own)
 
 
 def plan_for(seed: SeedInfo, plan: IncidentPlan) -> Incident:
@@ -113,7 +114,7 @@ def arm(drill: Drill) -> None:
     drill.start_workload()
 
 
-def _layer2(drill: Drill) -> Layer2:
+def layer2_of(drill: Drill) -> Layer2:
     layer2 = drill.state(RowDeletionState).layer2
     if layer2 is None:
         raise RuntimeError("row deletion: layer 2 was never armed")
@@ -124,7 +125,7 @@ def prepare(plan: IncidentPlan) -> Callable[[Drill], None]:
     """Layer 2 streams (two batches in S3), then wait for a batch flush and `plan.offset` of an interval."""
 
     def run(drill: Drill) -> None:
-        layer2 = _layer2(drill)
+        layer2 = layer2_of(drill)
         layer2.wait_for_batches(2, timeout=layer2.batch_interval * 4 + drill.config.startup_timeout)
         flushed = layer2.wait_for_flush(timeout=layer2.batch_interval * 3 + 5)
         time.sleep(max(0.0, flushed + plan.offset * layer2.batch_interval - time.time()))
@@ -137,7 +138,7 @@ def damage(plan: IncidentPlan) -> Callable[[Drill], None]:
     def run(drill: Drill) -> None:
         state = drill.state(RowDeletionState)
         incident = plan_for(drill.seed, plan)
-        with _layer2(drill).session() as s:
+        with layer2_of(drill).session() as s:
             sent = time.time()
             s.execute("BEGIN IMMEDIATE")
             pin_referenced(incident, drill.seed.schema, s)
@@ -160,7 +161,7 @@ def detect_missing_rows(drill: Drill) -> float:
     Polls every probe interval; the monotonic instant the check first fails."""
     query, expected = historical_rows(drill.seed)
     deadline = time.monotonic() + drill.config.startup_timeout
-    with _layer2(drill).session(timeout=10) as s:
+    with layer2_of(drill).session(timeout=10) as s:
         while time.monotonic() < deadline:
             counts = tuple(s.execute(query).rows[0])
             if counts != tuple(expected.values()):
@@ -175,8 +176,10 @@ def _fork(drill: Drill, point: Callable[[float], float]) -> tuple[Layer2, Fork, 
     state = drill.state(RowDeletionState)
     if state.incident is None:
         raise RuntimeError("row deletion: no incident happened")
-    layer2 = _layer2(drill)
-    return layer2, layer2.fork(STAGING, point(state.sent_at)), state.incident
+    layer2 = layer2_of(drill)
+    state.forks += 1
+    name = STAGING if state.forks == 1 else f"{STAGING}{state.forks}"
+    return layer2, layer2.fork(name, point(state.sent_at)), state.incident
 
 
 def _granularity(drill: Drill, layer2: Layer2, fork: Fork) -> dict[str, Any]:
