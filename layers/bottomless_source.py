@@ -95,11 +95,10 @@ def restore_bottomless(
     source = ReadOnlyStore(S3Store(source_client(endpoint), bucket))
     gens, deps = read_layout(source, db_name)
     plan = plan_restore(gens, point, deps, rng)
-    started = time.monotonic()
     scratch_endpoint, scratch_bucket, scratch = _scratch(workdir, stack)
-    copy_started = time.monotonic()
+    started = time.monotonic()  # the restore: copy out of the source, then sqld's own restore to serving
     copied, unreadable = copy_plan(plan, source, scratch, db_name)
-    copy_seconds = time.monotonic() - copy_started
+    copy_seconds = time.monotonic() - started
     env = bottomless_env(scratch_endpoint, scratch_bucket, STAGING_DB_ID, 1)
     server = start_staging(backend, workdir, stack, env=env, args=("--enable-bottomless-replication",))
     seconds = time.monotonic() - started

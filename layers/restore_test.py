@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +65,23 @@ def load_counts(path: Path) -> Expected:
     return Expected(f"counts file {path}", {str(k): int(v) for k, v in raw.items()})
 
 
+def _when(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def previous_test(records: Iterable[dict[str, Any]], source: str, achieved: str | None) -> dict[str, Any] | None:
     """The newest passing restore test of `source` whose point is not newer than `achieved`."""
-    earlier = [r for r in records if r.get("kind") == RESTORE_TEST_KIND and r.get("source") == source and r.get("ok")
-               and (achieved is None or (r.get("point_achieved") or "") <= achieved)]  # fmt: skip
+    limit = _when(achieved) if achieved else None
+    earlier = []
+    for r in records:
+        if r.get("kind") != RESTORE_TEST_KIND or r.get("source") != source or not r.get("ok"):
+            continue
+        point = _when(r.get("point_achieved"))
+        if limit is None or (point is not None and point <= limit):
+            earlier.append(r)
     return max(earlier, key=lambda r: str(r.get("started_at", "")), default=None)
 
 
