@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from layers.restore_test import (
@@ -35,7 +37,7 @@ def test_benchmark_fails_beyond_the_slowdown_limit() -> None:
 
 
 def test_the_previous_test_is_a_passing_one_of_the_same_source_at_no_newer_point() -> None:
-    def record(started: str, point: str, ok: bool = True, source: str = "dumps:/b") -> dict[str, object]:
+    def record(started: str, point: str, ok: bool = True, source: str = "dumps:/b") -> dict[str, Any]:
         return {"kind": RESTORE_TEST_KIND, "started_at": started, "point_achieved": point, "ok": ok, "source": source}
 
     records = [
