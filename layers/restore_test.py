@@ -20,8 +20,8 @@ from layers.appchecks import run_check as run_app_check
 from layers.recovery_points import iso
 from layers.source_access import Restored
 from layers.verify import Check
+from reports.restore_tests import RESTORE_TEST_KIND
 
-RESTORE_TEST_KIND = "restore-test"
 USER_TABLES = (
     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'libsql_%' "
     "ORDER BY name"
