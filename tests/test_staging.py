@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.hrana import HranaSession
 from fixtures.s3 import Region
 from layers.restore_sources import parse_source
 from layers.source_access import ReadOnlyStore, SourceError
@@ -71,10 +72,21 @@ def test_a_layer1_catalog_folder_is_verified_read_only(tmp_path: Path) -> None:
     source = ProcessSqld(SqldSpec("src", tmp_path / "src", tmp_path / "src.log"), binary=str(sqld_binary()))
     source.db_file.parent.mkdir(parents=True)
     shutil.copyfile(db, source.db_file)
+    catalog = BackupCatalog(LocalStore(tmp_path / "catalog"))
     with source:
-        take_backup(source.http_url, BackupCatalog(LocalStore(tmp_path / "catalog")), sqld_version="test")
+        first = take_backup(source.http_url, catalog, sqld_version="test")
+        with HranaSession(source.http_url) as s:
+            s.execute("INSERT INTO customers (id, email, name, created_at) VALUES (9999, 'x@y', 'x', '2026-01-01')")
+        take_backup(source.http_url, catalog, sqld_version="test")
     before = sorted(p.name for p in (tmp_path / "catalog").rglob("*"))
-    assert main(["--source", f"catalog:{tmp_path / 'catalog'}"]) == 0
+    assert main(["--source", f"catalog:{tmp_path / 'catalog'}", "--out", str(tmp_path / "latest.json")]) == 0
+    assert json.loads((tmp_path / "latest.json").read_text())["row_counts"]["customers"] == 51
+    point = first.created_at
+    assert (
+        main(["--source", f"catalog:{tmp_path / 'catalog'}", "--point", point, "--out", str(tmp_path / "at.json")]) == 0
+    )
+    at = json.loads((tmp_path / "at.json").read_text())
+    assert at["details"]["backup_id"] == first.id and at["row_counts"]["customers"] == 50
     assert sorted(p.name for p in (tmp_path / "catalog").rglob("*")) == before
 
 
@@ -251,3 +263,12 @@ def test_a_time_before_every_dump_names_the_range(tmp_path: Path, capsys: pytest
     folder, _ = _dump_folder(tmp_path)
     assert main(["--source", f"dumps:{folder}", "--point", "2026-10-01T00:00:00Z"]) == 2
     assert "the oldest is 2026-11-01T02:00:00Z" in capsys.readouterr().err
+
+
+def test_the_readme_gives_one_command_per_source_kind() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Verify the backups you already have") :].split("\n## ", 1)[0]
+    sources = [
+        line.split("--source ", 1)[1].split()[0] for line in section.splitlines() if "layers.staging --source" in line
+    ]
+    assert {parse_source(s).kind for s in sources} >= {"bottomless", "dumps", "dump"}
