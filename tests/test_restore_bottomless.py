@@ -20,7 +20,7 @@ from fixtures.hrana import HranaSession
 from fixtures.s3 import Region
 from fixtures.sqld import SqldSpec, free_port
 from fixtures.sqld_process import ProcessSqld
-from layers.pitr import bottomless_env
+from layers.pitr import PITR_ARGS, Layer2, bottomless_env
 from layers.recovery_points import iso
 from layers.staging import main
 
@@ -143,3 +143,26 @@ def test_an_unreachable_bucket_is_one_clear_error(capsys: pytest.CaptureFixture[
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "cannot read the bottomless bucket" in err and "--s3-endpoint" in err
+
+
+def test_a_namespace_of_a_multi_tenant_sqld(
+    moto_region: Region, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqld with --enable-namespaces keys each namespace's stream ns-DATABASE_ID:NAMESPACE-...: --namespace."""
+    bucket = moto_region.new_bucket("test", "tenants")
+    env = bottomless_env(moto_region.endpoint, bucket, "prod", 1)
+    server = ProcessSqld(SqldSpec("tenants", tmp_path / "t", tmp_path / "t.log", env=env, args=PITR_ARGS),
+                         binary=str(sqld_binary()))  # fmt: skip
+    try:
+        server.start()
+        layer2 = Layer2(server.http_url, server.admin_url, "shop", "prod", bucket, moto_region.client(), 1)
+        layer2.create()
+        with layer2.session() as s:
+            s.execute("CREATE TABLE items (id INTEGER PRIMARY KEY)")
+            s.execute("INSERT INTO items VALUES (1), (2), (3)")
+        server.stop()
+    finally:
+        server.kill()
+    code, result = _verify(capsys, monkeypatch, moto_region, bucket, "--namespace", "shop")
+    assert code == 0 and result["row_counts"] == {"items": 3}
+    assert result["details"]["newest_batch"].startswith("ns-prod:shop-")
