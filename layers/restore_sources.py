@@ -23,6 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+import requests
+
+from fixtures.hrana import HranaError
 from fixtures.sqld import SqldServer
 from layers.backup import (
     CATALOG,
@@ -34,7 +37,7 @@ from layers.backup import (
 )
 from layers.bottomless_source import restore_bottomless
 from layers.recovery_points import RecoveryPoint, choose
-from layers.source_access import ReadOnlyStore, Restored, SourceError, source_client, split_s3
+from layers.source_access import ReadOnlyStore, Restored, RestoreFailed, SourceError, source_client, split_s3
 from layers.staging_server import start_staging
 from layers.store import STORE_ERRORS, LocalStore, ObjectInfo, ObjectStore, S3Store
 
@@ -113,9 +116,17 @@ def _local_file(location: str, what: str) -> Path:
 def _replay_checked(path: Path, server: SqldServer) -> tuple[str, ...]:
     """Replay a whole dump; a dump cut short is not replayed and is the problem returned."""
     problem = dump_problem(path)
-    if problem is None:
+    if problem is not None:
+        return (problem,)
+    try:
         replay_dump_file(path, server.http_url)
-    return (problem,) if problem else ()
+    except HranaError as exc:  # the dump's transaction is rolled back when the stream closes
+        return (f"{path.name}: the staging sqld refused the replay ({str(exc)[:300]})",)
+    except requests.RequestException as exc:
+        raise RestoreFailed(
+            f"replaying {path.name}: the staging sqld stopped answering ({type(exc).__name__})"
+        ) from None
+    return ()
 
 
 def _source_store(location: str, endpoint: str | None) -> ObjectStore:
@@ -181,7 +192,7 @@ def restore_catalog(location: str, point: RecoveryPoint, opts: RestoreOptions, s
     try:
         outcome = restore_latest(BackupCatalog(store), server.http_url)
     except (NoUsableBackup, RestoreIncomplete) as exc:
-        raise SourceError(str(exc)) from None
+        raise RestoreFailed(str(exc)) from None
     problems = tuple(f"backup {i} refused: {why}" for i, why in outcome.skipped)
     return Restored(f"catalog:{location}", outcome.bytes, time.monotonic() - started, outcome.entry.created,
                     {"backup_id": outcome.entry.id}, problems)  # fmt: skip

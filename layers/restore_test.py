@@ -85,10 +85,12 @@ def previous_test(records: Iterable[dict[str, Any]], source: str, achieved: str 
     return max(earlier, key=lambda r: str(r.get("started_at", "")), default=None)
 
 
-def judge_row_counts(counts: Mapping[str, int], expected: Expected | None, max_drop: float) -> Check:
+def judge_row_counts(
+    counts: Mapping[str, int], expected: Expected | None, max_drop: float, unreadable: Iterable[str] = ()
+) -> Check:
     summary = ", ".join(f"{t} {n}" for t, n in counts.items())
-    if not counts:
-        return Check("row_counts", False, "the restored database holds no table")
+    if not counts or unreadable:
+        return Check("row_counts", False, "; ".join(unreadable) or "the restored database holds no table")
     if expected is None:
         return Check("row_counts", True, f"baseline recorded (no earlier restore test of this source): {summary}")
     wrong = []
@@ -150,21 +152,37 @@ def _probe(name: str, s: HranaSession, sql: str, judge: Any) -> Check:
         return Check(name, False, f"{type(exc).__name__}: {exc}"[:500])
 
 
+def _write_probe(rows: object) -> tuple[bool, str]:
+    return True, "write accepted and rolled back"
+
+
 def database_checks(s: HranaSession) -> list[Check]:
-    """integrity_check, foreign_key_check and a rolled-back write."""
+    """integrity_check, foreign_key_check and a rolled-back write (a read-only database fails it)."""
     checks = [
         _probe("integrity_check", s, "PRAGMA integrity_check",
                lambda rows: (rows == [("ok",)], "ok" if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:5]))),
         _probe("foreign_key_check", s, "PRAGMA foreign_key_check",
                lambda rows: (not rows, f"{len(rows)} violation(s), e.g. {rows[:3]}" if rows else "no violations")),
     ]  # fmt: skip
-    s.execute("BEGIN IMMEDIATE")
+    began = _probe("write_probe", s, "BEGIN IMMEDIATE", _write_probe)
+    if not began.ok:
+        return [*checks, began]
     try:
-        checks.append(_probe("write_probe", s, "CREATE TABLE _restore_test_probe (x)",
-                             lambda rows: (True, "write accepted and rolled back")))  # fmt: skip
+        checks.append(_probe("write_probe", s, "CREATE TABLE _restore_test_probe (x)", _write_probe))
     finally:
         s.execute("ROLLBACK")
     return checks
+
+
+def count_rows(s: HranaSession, tables: Iterable[str]) -> tuple[dict[str, int], list[str]]:
+    """(rows per table, tables that could not be counted, with why)."""
+    counts, unreadable = {}, []
+    for table in tables:
+        try:
+            counts[table] = int(str(s.execute(f'SELECT count(*) FROM "{table}"').rows[0][0]))
+        except HranaError as exc:
+            unreadable.append(f"{table}: unreadable ({str(exc)[:200]})")
+    return counts, unreadable
 
 
 def restore_check(restored: Restored) -> Check:
@@ -215,14 +233,19 @@ def check_restored(url: str, given: AppChecks | None, counts_expected: Expected 
     """Every check after the restore: (checks, row counts, benchmark timings, notes)."""
     with HranaSession(url) as s:
         tables = [str(r[0]) for r in s.execute(USER_TABLES).rows]
-        counts = {t: int(str(s.execute(f'SELECT count(*) FROM "{t}"').rows[0][0])) for t in tables}
+        counts, unreadable = count_rows(s, tables)
         app, note = choose_app_checks(given, tables)
         out = database_checks(s)
-        out.append(judge_row_counts(counts, counts_expected, limits.max_row_drop))
+        out.append(judge_row_counts(counts, counts_expected, limits.max_row_drop, unreadable))
         out += [_app(s, c) for c in app.checks]
-    queries = app.benchmark or generic_benchmark(tables)
-    timings = benchmark(url, queries, limits.repeat) if queries else {}
-    out.append(judge_benchmark(timings, timings_expected, limits.max_slowdown))
+    queries = app.benchmark or generic_benchmark(counts)
+    try:
+        timings = benchmark(url, queries, limits.repeat) if queries else {}
+    except HranaError as exc:
+        timings = {}
+        out.append(Check("benchmark", False, f"a benchmark query failed: {exc}"[:500]))
+    else:
+        out.append(judge_benchmark(timings, timings_expected, limits.max_slowdown))
     bench_note = (
         "benchmark: the app checks file's queries" if app.benchmark else "benchmark: a full count of each table"
     )

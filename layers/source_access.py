@@ -19,6 +19,10 @@ class SourceError(ValueError):
     """The source cannot be read as asked; the message names the problem and the fix."""
 
 
+class RestoreFailed(RuntimeError):
+    """The source was read but did not restore: the restore test fails (and is recorded as failed)."""
+
+
 @dataclass(frozen=True)
 class Restored:
     """What a restore into the staging sqld did."""

@@ -16,13 +16,16 @@ import random
 import sys
 import tempfile
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fixtures.config import ConfigError
-from layers.recovery_points import iso, parse_point
-from layers.restore_sources import USAGE, RestoreOptions, parse_source, restore_source
+from layers.appchecks import AppChecks
+from layers.recovery_points import RecoveryPoint, iso, parse_point
+from layers.restore_sources import USAGE, BackupSource, RestoreOptions, parse_source, restore_source
 from layers.restore_test import (
+    Expected,
     Limits,
     RestoreTestResult,
     check_restored,
@@ -32,7 +35,8 @@ from layers.restore_test import (
     parse_fraction,
     restore_check,
 )
-from reports.history import open_history
+from layers.source_access import Restored, RestoreFailed
+from reports.history import History, open_history
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,29 +72,58 @@ def _print(result: RestoreTestResult, as_json: bool) -> None:
     print(f"{'VERIFIED' if result.ok else 'NOT VERIFIED'}: {result.source}")
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The validated arguments of one restore test."""
+
+    source: BackupSource
+    point: RecoveryPoint
+    given: AppChecks | None
+    limits: Limits
+    counts_file: Expected | None
+    history: History | None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Every argument checked before anything is restored (ValueError names the bad one)."""
+    return Settings(parse_source(args.source), parse_point(args.point), load_checks_option(args.checks),
+                    Limits(parse_fraction(args.max_row_drop), args.max_slowdown),
+                    load_counts(args.expect_counts) if args.expect_counts else None,
+                    open_history(args.history, base=Path.cwd()) if args.history else None)  # fmt: skip
+
+
+def run_restore_test(args: argparse.Namespace, settings: Settings) -> RestoreTestResult:
+    """Restore, then check; a restore that fails is a result with the failed restore check alone."""
+    started_at = datetime.now(UTC).isoformat()
+    records = settings.history.load() if settings.history else []
+    source, point = settings.source, settings.point
+    with tempfile.TemporaryDirectory(prefix="drill-restore-test-") as tmp, ExitStack() as stack:
+        opts = RestoreOptions(args.backend, args.s3_endpoint, args.namespace, Path(tmp))
+        try:
+            server, restored = restore_source(source, point, opts, stack, random.Random(args.seed))
+        except RestoreFailed as exc:
+            failed = Restored(str(source), 0, 0.0, None, {}, (str(exc),))
+            return RestoreTestResult(
+                started_at, str(source), point.describe(), failed, {}, (restore_check(failed),), {}
+            )
+        achieved = iso(restored.achieved) if restored.achieved else None
+        want_counts, want_timings = expectations(records, str(source), achieved, settings.counts_file)
+        checks, counts, timings, notes = check_restored(server.http_url, settings.given, want_counts, want_timings,
+                                                        settings.limits)  # fmt: skip
+    return RestoreTestResult(started_at, str(source), point.describe(), restored, counts,
+                             (restore_check(restored), *checks), timings, tuple(notes))  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    started_at = datetime.now(UTC).isoformat()
     try:
-        source, point = parse_source(args.source), parse_point(args.point)
-        given = load_checks_option(args.checks)
-        limits = Limits(parse_fraction(args.max_row_drop), args.max_slowdown)
-        counts_file = load_counts(args.expect_counts) if args.expect_counts else None
-        history = open_history(args.history, base=Path.cwd()) if args.history else None
-        records = history.load() if history else []
-        with tempfile.TemporaryDirectory(prefix="drill-restore-test-") as tmp, ExitStack() as stack:
-            opts = RestoreOptions(args.backend, args.s3_endpoint, args.namespace, Path(tmp))
-            server, restored = restore_source(source, point, opts, stack, random.Random(args.seed))
-            achieved = iso(restored.achieved) if restored.achieved else None
-            want_counts, want_timings = expectations(records, str(source), achieved, counts_file)
-            checks, counts, timings, notes = check_restored(server.http_url, given, want_counts, want_timings, limits)
+        settings = _settings(args)
+        result = run_restore_test(args, settings)
     except (ValueError, ConfigError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = RestoreTestResult(started_at, str(source), point.describe(), restored, counts,
-                               (restore_check(restored), *checks), timings, tuple(notes))  # fmt: skip
-    if history:
-        history.append(result.to_dict())
+    if settings.history:
+        settings.history.append(result.to_dict())
     if args.out:
         args.out.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
     _print(result, args.json)

@@ -15,7 +15,8 @@ from fixtures.image import ensure_image, resolve_image
 from fixtures.sqld import SqldServer, SqldSpec
 from fixtures.sqld_container import ContainerSqld
 from fixtures.sqld_process import ProcessSqld
-from layers.source_access import SourceError
+from fixtures.wait import NotReady
+from layers.source_access import RestoreFailed, SourceError
 
 
 def start_staging(
@@ -45,4 +46,7 @@ def start_staging(
         server.db_file.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(prefill, server.db_file)
     stack.callback(server.kill)
-    return server.start()
+    try:
+        return server.start()
+    except NotReady as exc:  # e.g. sqld refused the restored file, or bottomless's restore failed
+        raise RestoreFailed(f"the staging sqld did not start on the restored data: {str(exc)[-1500:]}") from None

@@ -272,3 +272,19 @@ def test_the_readme_gives_one_command_per_source_kind() -> None:
         line.split("--source ", 1)[1].split()[0] for line in section.splitlines() if "layers.staging --source" in line
     ]
     assert {parse_source(s).kind for s in sources} >= {"bottomless", "dumps", "dump"}
+
+
+def test_a_catalog_without_a_usable_backup_is_a_failed_restore_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from layers.backup import BACKUPS, BackupCatalog, CatalogEntry
+
+    store = LocalStore(tmp_path / "catalog")
+    store.put_bytes(f"{BACKUPS}b1.sql.gz", gzip.compress(b"BEGIN TRANSACTION;\nCOMMIT;\n"))
+    BackupCatalog(store).add(CatalogEntry("b1", f"{BACKUPS}b1.sql.gz", "2026-11-01T02:00:00+00:00", "0" * 64, 10,
+                                          "http://127.0.0.1:1", "test"))  # fmt: skip
+    history = tmp_path / "history.jsonl"
+    code, result = _run_json(capsys, "--source", f"catalog:{tmp_path / 'catalog'}", "--history", f"file:{history}")
+    assert code == 1 and [c["name"] for c in result["checks"]] == ["restore"]
+    assert "checksum mismatch" in result["checks"][0]["detail"]
+    assert json.loads(history.read_text())["ok"] is False
