@@ -15,7 +15,15 @@ from typing import Any
 
 from fixtures.hrana import HranaError, HranaSession
 from fixtures.seed import TABLES
-from layers.appchecks import BUILTIN_APP_CHECKS, AppChecks, BenchQuery, benchmark, compare_benchmark, load_app_checks
+from layers.appchecks import (
+    BUILTIN_APP_CHECKS,
+    AppCheck,
+    AppChecks,
+    BenchQuery,
+    benchmark,
+    compare_benchmark,
+    load_app_checks,
+)
 from layers.appchecks import run_check as run_app_check
 from layers.recovery_points import iso
 from layers.source_access import Restored
@@ -219,8 +227,15 @@ class RestoreTestResult:
             "row_counts": dict(self.row_counts), "checks": [asdict(c) for c in self.checks],
             "restore_seconds": round(r.seconds, 3), "restore_bytes": r.bytes,
             "restore_mb_per_second": round(r.bytes / 1e6 / r.seconds, 3) if r.seconds > 0 else None,
-            "benchmark": dict(self.timings), "details": r.details, "notes": list(self.notes),
+            "point_lag_seconds": self.point_lag(), "benchmark": dict(self.timings), "details": r.details,
+            "notes": list(self.notes),
         }  # fmt: skip
+
+    def point_lag(self) -> float | None:
+        """Seconds between the point asked for (a time) and the one restored: the data a restore there lacks."""
+        asked = _when(self.point_requested)
+        achieved = self.restored.achieved
+        return round((asked - achieved).total_seconds(), 3) if asked and achieved else None
 
 
 def generic_benchmark(tables: Iterable[str]) -> tuple[BenchQuery, ...]:
@@ -252,7 +267,7 @@ def check_restored(url: str, given: AppChecks | None, counts_expected: Expected 
     return out, counts, timings, [note, bench_note]
 
 
-def _app(s: HranaSession, check: Any) -> Check:
+def _app(s: HranaSession, check: AppCheck) -> Check:
     try:
         return Check(f"app: {check.name}", *run_app_check(s, check))
     except HranaError as exc:
