@@ -2,8 +2,10 @@
 needs (layers/bottomless_layout.py) are copied, re-keyed to the staging database's name, into a scratch
 moto_server bucket this run owns; a bottomless-enabled staging sqld with an empty data dir then restores
 the newest (the only) generation there by itself. Pointing sqld at the real bucket would start a new
-generation in it; forking needs namespaces and cannot show which batches it applied. Copying only the
-batches flushed at or before the point makes the applied range exactly the one checked for gaps."""
+generation in it. The alternative, a namespaced staging sqld on a full copy that restores the latest state
+and then forks it at the time, was measured slower (23 MB, 200k rows: copy 0.18 s + create 0.77 s + fork
+1.01 s, against 1.1-1.4 s here for copy and restore) and cannot show which batches it applied. Copying
+only the batches flushed at or before the point makes the applied range exactly the one checked for gaps."""
 
 from __future__ import annotations
 
