@@ -223,9 +223,14 @@ def test_a_dump_folder_in_s3_is_read_only(tmp_path: Path, moto_region: Region, c
         client.upload_file(str(folder / name), bucket, f"cron/{name}")
     before = {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
     monkeypatch.setenv("DRILL_SOURCE_ACCESS_KEY_ID", moto_region.endpoint.access_key)
-    monkeypatch.setenv("DRILL_SOURCE_SECRET_ACCESS_KEY", moto_region.endpoint.secret_key)
-    code, result = _run_json(capsys, "--source", f"dumps:s3://{bucket}/cron", "--s3-endpoint", moto_region.endpoint.url)
+    monkeypatch.setenv("DRILL_SOURCE_SECRET_ACCESS_KEY", "team-secret-4f1c")  # moto takes any secret
+    history = tmp_path / "history.jsonl"
+    code = main(["--source", f"dumps:s3://{bucket}/cron", "--s3-endpoint", moto_region.endpoint.url, "--json",
+                 "--history", f"file:{history}"])  # fmt: skip
+    out = capsys.readouterr()
+    result = json.loads(out.out)
     assert code == 0 and result["details"]["chosen"] in names and result["row_counts"]["artists"] == 20
+    assert "team-secret-4f1c" not in out.out + out.err + history.read_text()
     assert {o["Key"]: o["ETag"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]} == before
 
 
