@@ -1,17 +1,20 @@
 """Reading bottomless's bucket layout (layers/bottomless_layout.py) without a server: generation times,
-which generations and batches a point restores, and every gap or missing piece named."""
+which generations and batches a point restores, every gap or missing piece named, and the copy to scratch."""
 
 from __future__ import annotations
 
 import random
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
 
 import pytest
 
 from layers.bottomless_layout import generation_time, generations, plan_restore
+from layers.bottomless_source import copy_plan
 from layers.recovery_points import PointError, RecoveryPoint
-from layers.store import ObjectInfo
+from layers.store import LocalStore, ObjectInfo
 
 DB = "ns-prod:default"
 T0 = 1_800_000_000  # unix seconds of the first generation
@@ -109,3 +112,30 @@ def test_random_lands_on_a_recovery_point_and_a_time_before_all_is_refused() -> 
     assert picked <= seconds and len(picked) > 2
     with pytest.raises(PointError, match="no recovery point at or before"):
         plan_restore(gens, _at(T0 - 10), {}, random.Random(0))
+
+
+class _Flaky(LocalStore):
+    """A store one object of which lists but cannot be read."""
+
+    def __init__(self, root: Path, broken: str) -> None:
+        super().__init__(root)
+        self.broken = broken
+
+    def get(self, key: str, sink: IO[bytes]) -> dict[str, str]:
+        if key == self.broken:
+            raise OSError("connection reset")
+        return super().get(key, sink)
+
+
+def test_an_unreadable_batch_is_named_and_the_rest_copied_re_keyed(tmp_path: Path) -> None:
+    source = _Flaky(tmp_path / "source", f"{DB}-{FIRST}/{_batch(4, 6, T0 + 5)}")
+    for obj in LAYOUT:
+        source.put_bytes(obj.key, b"x")
+    plan = plan_restore(generations(source.list(), DB), _at(T0 + 9), {}, random.Random(0))
+    target = LocalStore(tmp_path / "scratch")
+    copied, unreadable = copy_plan(plan, source, target, DB)
+    assert len(unreadable) == 1 and _batch(4, 6, T0 + 5) in unreadable[0] and "OSError" in unreadable[0]
+    # (a folder store does not list dot-files such as .meta: only the batches are compared)
+    assert copied == 2 and sorted(o.key for o in target.list()) == [
+        f"ns-staging:default-{FIRST}/{name}" for name in (_batch(1, 3, T0 + 1), _batch(7, 9, T0 + 9))
+    ]
