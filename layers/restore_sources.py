@@ -185,6 +185,7 @@ def restore_catalog(location: str, point: RecoveryPoint, opts: RestoreOptions, s
     """`catalog:`: a layer-1 catalog restored through the runner's own restore (one call)."""
     store = _source_store(location, opts.endpoint)
     started = time.monotonic()
+    _listed(store, CATALOG)  # an unreachable catalog is one clear error, not a failed restore
     if point.kind != "latest":
         entries = BackupCatalog(store).entries()
         chosen = choose(entries, lambda e: e.created, point, rng)

@@ -293,3 +293,13 @@ def test_a_catalog_without_a_usable_backup_is_a_failed_restore_test(
     assert code == 1 and [c["name"] for c in result["checks"]] == ["restore"]
     assert "checksum mismatch" in result["checks"][0]["detail"]
     assert json.loads(history.read_text())["ok"] is False
+
+
+def test_an_unreachable_catalog_or_dump_set_is_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from fixtures.sqld import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    for source in ("catalog:s3://team/layer1", "dumps:s3://team/cron"):
+        assert main(["--source", source, "--s3-endpoint", endpoint]) == 2
+        err = capsys.readouterr().err
+        assert err.count("error:") == 1 and "cannot list s3://team/" in err and "Traceback" not in err
