@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fixtures.config import ConfigError, parse_thresholds
@@ -21,6 +22,7 @@ from reports.certify import certify
 from reports.frame import HistoryFormatError
 from reports.regression import DEFAULT_WINDOW
 from reports.render import load_history, render_report, resolve_runs
+from reports.restore_tests import restore_tests
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,14 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_ids = resolve_runs(frame, args.run, loaded.manifests)
         if args.command == "render":
             rendered = render_report(frame, run_ids, args.out, thresholds=parse_thresholds(args.compare_fail),
-                                     history=uri, window=args.window)  # fmt: skip
+                                     history=uri, window=args.window, records=loaded.records)  # fmt: skip
             for path in [*rendered.charts.values(), rendered.html, rendered.markdown]:
                 print(f"wrote {path}")
             for regression in rendered.regressions:
                 print(f"REGRESSION {regression.describe()}", file=sys.stderr)
             return 1 if rendered.regressions else 0
         if args.command == "certify":
-            certificate = certify(frame, run_ids, history=uri, manifests=loaded.manifests)
+            certificate = certify(frame, run_ids, history=uri, manifests=loaded.manifests,
+                                  restore_tests=restore_tests(loaded.records, datetime.now(UTC)))  # fmt: skip
             for path in certificate.write(args.out):
                 print(f"wrote {path}")
             print(f"{certificate.verdict.upper()}" + "".join(f"\n  {r}" for r in certificate.reasons))

@@ -117,6 +117,7 @@ def report_data(
     regressions: list[Regression],
     specs: list[str],
     history: str,
+    extra: Sequence[Table] = (),
 ) -> ReportData:
     """Everything a report shows about `run_ids` against the whole history in `frame`."""
     run = frame[frame["run_id"].isin(run_ids)]
@@ -141,5 +142,6 @@ def report_data(
         regressions_table(regressions, specs),
         audit_table(audit),
         checks_table(frame, run_ids),
+        *extra,
     ]
     return ReportData("Disaster-recovery drill report", facts, tables)
