@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from fixtures.config import DrillConfig
+from layers.policy import ScheduleError, longest_gap_seconds, schedule_of
 from reports.certify import LAYERS
 from reports.frame import PHASE_COLUMNS, latest_per_key
 from reports.result import Objectives, judge
@@ -167,6 +168,35 @@ def backup_age_within_rpo(f: _Facts) -> Verdict:
     return PASS, f"oldest at failure: {worst[1]:.1f}s ({_label(worst[0])}), within every RPO objective"
 
 
+SCHEDULE_DETAILS = {1: "layer1_policy", 4: "layer4_policy"}  # the schedule each layer ran with (Policy.describe)
+
+
+def schedule_meets_rpo(f: _Facts) -> Verdict:
+    """Each schedule a newest layer-1/4 result ran with against its RPO objective: a failure just before a
+    run loses everything since the previous one, so the longest gap between runs must fit in the RPO."""
+    seen, bad = [], []
+    for _, r in f.latest.iterrows():
+        for layer, key in SCHEDULE_DETAILS.items():
+            if layer not in r["layer_set"] or not r["details"].get(key):
+                continue
+            when = schedule_of(str(r["details"][key]))
+            try:
+                gap = longest_gap_seconds(when)
+            except ScheduleError as exc:
+                bad.append(f"{_label(r)}: layer {layer}: {exc}")
+                continue
+            seen.append(gap)
+            if gap > r["objective_rpo_seconds"]:
+                bad.append(f"{_label(r)}: layer {layer} schedule {when!r} runs up to {gap:g}s apart, so the RPO "
+                           f"objective {r['objective_rpo_seconds']:g}s cannot be met; schedule backups at least every "
+                           f"{r['objective_rpo_seconds']:g}s or raise the objective")  # fmt: skip
+    if bad:
+        return FAIL, "; ".join(bad)
+    if not seen:
+        return UNCHECKABLE, f"no layer-1/4 result records its schedule (details {', '.join(SCHEDULE_DETAILS.values())})"
+    return PASS, f"{len(seen)} schedule(s), the longest gap {max(seen):g}s, within every RPO objective"
+
+
 def pitr_enabled(f: _Facts) -> Verdict:
     rows = f.of_layer(2)
     if rows.empty:
@@ -298,6 +328,7 @@ ITEMS: tuple[tuple[str, str, Callable[[_Facts], Verdict]], ...] = (
     ("layer 1", "保持期間が適切か? retention adequate", layer1_retention),
     ("layer 1", "バックアップ成功の通知が設定されているか? success notifications delivered", layer1_notified),
     ("layer 1", "newest backup at the failure no older than the RPO objective", backup_age_within_rpo),
+    ("layer 1", "backup schedule can meet the RPO objective", schedule_meets_rpo),
     ("layer 2", "PITRが有効化されているか? PITR enabled", pitr_enabled),
     ("layer 2", "WAL保持期間が適切か? WAL retention adequate", pitr_retention),
     ("layer 2", "PITR復旧手順がテスト済みか? PITR restore tested", lambda f: _tested(f, 2)),
