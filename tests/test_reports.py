@@ -106,7 +106,9 @@ def test_charts_plot_the_measured_values_and_the_objectives() -> None:
     frame = frame_of(results)
     ax = _panel(rto_over_time(frame), "total-loss [2MB]")
     lines = {line.get_label(): line for line in ax.get_lines()}
-    measured = [r.rto_seconds for r in results if (r.scenario, r.backend, r.scale) == ("total-loss", "container", "2MB")]
+    measured = [
+        r.rto_seconds for r in results if (r.scenario, r.backend, r.scale) == ("total-loss", "container", "2MB")
+    ]
     assert _ydata(lines["container"]) == pytest.approx(measured)
     assert set(_ydata(lines["objective 60 s"])) == {60.0}
     rpo = {line.get_label(): line for line in _panel(rpo_over_time(frame), "row-deletion-rewind [2MB]").get_lines()}
