@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -64,8 +65,9 @@ Verdict = tuple[str, str]  # (status, why)
 class _Facts:
     """The history as the audit reads it: the newest result per scenario+backend+scale, per layer."""
 
-    def __init__(self, frame: pd.DataFrame, policy: AuditPolicy, now: datetime, notify_command: str | None) -> None:
-        self.frame, self.policy, self.now, self.notify_command = frame, policy, now, notify_command
+    def __init__(self, frame: pd.DataFrame, policy: AuditPolicy, now: datetime, notify: str | None) -> None:
+        """`notify`: where notifications go (None: the settings are not known)."""
+        self.frame, self.policy, self.now, self.notify = frame, policy, now, notify
         self.latest = latest_per_key(frame)
 
     def of_layer(self, layer: int) -> pd.DataFrame:
@@ -141,12 +143,17 @@ def layer1_retention(f: _Facts) -> Verdict:
 
 def layer1_notified(f: _Facts) -> Verdict:
     status, why = _check_outcome(f, 1, "layer1_notified")
-    if f.notify_command is None:
+    if f.notify is None:
         return status, why
-    where = (
-        f"notify command {f.notify_command!r}" if f.notify_command else "no notify command set (drill_notify_command)"
-    )
-    return status, f"{why}; {where}"
+    return status, f"{why}; {f.notify or 'no notify command or webhook set (drill_notify_command, drill_notify_url)'}"
+
+
+def notify_targets(config: DrillConfig) -> str:
+    """Where backup notifications go, the webhook by its host only (its URL carries the credentials)."""
+    targets = [f"notify command {config.notify_command!r}"] if config.notify_command else []
+    if config.notify_url:
+        targets.append(f"webhook to {urlparse(config.notify_url).hostname}")
+    return "; ".join(targets)
 
 
 def backup_age_within_rpo(f: _Facts) -> Verdict:
@@ -369,5 +376,5 @@ def audit(
     config: DrillConfig | None = None,
 ) -> Audit:
     """`config` (the drill settings) adds what the history cannot show, e.g. where notifications go."""
-    facts = _Facts(frame, policy or AuditPolicy(), now or datetime.now(UTC), config.notify_command if config else None)
+    facts = _Facts(frame, policy or AuditPolicy(), now or datetime.now(UTC), notify_targets(config) if config else None)
     return Audit([AuditItem(section, question, *check(facts)) for section, question, check in ITEMS])

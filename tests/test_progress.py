@@ -69,10 +69,28 @@ def test_a_failed_step_says_so_and_small_steps_print_nothing() -> None:
     assert quiet.getvalue() == ""
 
 
+def test_other_units_estimates_outgrown_and_the_database_scale() -> None:
+    out, clock = io.StringIO(), Clock()
+    with progress("verify: scanning tables", 2_000_000, unit="rows", scale_bytes=MIN_BYTES, stream=out,
+                  clock=clock) as step:  # fmt: skip
+        clock.now += 4
+        step.advance(1_000_000)
+    assert out.getvalue() == "verify: scanning tables: 1,000,000 rows of 2,000,000 rows (50%), 250,000 rows/s in 4.0s\n"
+    dump = io.StringIO()
+    with progress("backup: dump", MIN_BYTES, stream=dump, clock=clock) as step:  # the database size, as an estimate
+        clock.now += 10
+        step.advance(140_000_000)
+    assert dump.getvalue() == "backup: dump: 140.0 MB of 100.0 MB, 14.0 MB/s in 10.0s\n"
+    small = io.StringIO()
+    with progress("restore", 200_000_000, scale_bytes=2_000_000, stream=small, clock=clock) as step:
+        step.advance(200_000_000)
+    assert small.getvalue() == ""
+
+
 def test_seeding_reports_its_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """build_seed reports bytes built (here with the threshold lowered, so a small seed shows it)."""
     out = io.StringIO()
-    monkeypatch.setattr("fixtures.progress.MIN_BYTES", 1)
+    monkeypatch.setattr("fixtures.progress.MIN_BYTES", 1)  # read when a step starts
     monkeypatch.setattr("sys.__stderr__", out)
     seed = build_seed(tmp_path, parse_scale("300KB"))
     line = out.getvalue()

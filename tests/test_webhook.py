@@ -12,6 +12,8 @@ import pytest
 from fixtures.config import ConfigError, DrillConfig
 from layers.notify import Event
 from layers.webhook import Backoff, WebhookError, WebhookSender, drill_payload, post_json, run_payload
+from reports.audit import audit
+from reports.frame import to_frame
 from reports.result import DrillError
 from tests import synthetic_history as synth
 from tests.webhook_server import webhook_server
@@ -73,3 +75,10 @@ def test_a_bad_notify_url_is_named_without_echoing_it() -> None:
     assert "drill_notify_url is not an http(s) URL" in str(bad.value) and "tok3nvalue" not in str(bad.value)
     config = DrillConfig.from_values({"notify_url": "https://hooks.example/T0/secretpart"})
     assert config.notify_url.endswith("secretpart") and "secretpart" not in repr(config)
+
+
+def test_the_audit_names_the_webhook_by_its_host_only() -> None:
+    config = DrillConfig.from_values({"notify_url": "https://hooks.example/T0/secretpart"})
+    frame = to_frame(synth.records(synth.history(1, scenarios=("total-loss",))))
+    item = next(i for i in audit(frame, now=synth.T0, config=config).items if "notifications" in i.question)
+    assert item.why.endswith("; webhook to hooks.example") and "secretpart" not in item.why
