@@ -90,11 +90,26 @@ def _objective(ax: Axes, objective: float, largest: float, unit: str) -> str:
     return f"(objective {objective:g} {unit} is above this axis)" if off_scale else ""
 
 
-def _time_axis(ax: Axes) -> None:
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=6))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+def _time_axis(ax: Axes, times: pd.Series) -> None:
+    """Dates, or times of day when the results are hours apart; a single result gets a day either side."""
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if times.nunique() == 1:
+        only = times.iloc[0]
+        ax.set_xlim(only - pd.Timedelta(days=1), only + pd.Timedelta(days=1))
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
+
+
+def _percent(value: float, of: float) -> str:
+    share = 100 * value / of
+    return f"{share:.0f}%" if share >= 10 else f"{share:.1f}%"
+
+
+def _title_room(fig: Figure) -> tuple[float, float, float, float]:
+    """The layout rectangle below the figure title (0.45 inch of it)."""
+    return (0, 0, 1, 1 - 0.45 / fig.get_figheight())
 
 
 def _series_panel(ax: Axes, group: pd.DataFrame, metric: str, objective: str, unit: str) -> str:
@@ -114,11 +129,11 @@ def _series_panel(ax: Axes, group: pd.DataFrame, metric: str, objective: str, un
     largest = float(judged[metric].max()) if not judged.empty else 0.0
     goal = float(group[objective].iloc[-1])
     note = _objective(ax, goal, largest, unit)
-    _time_axis(ax)
+    _time_axis(ax, group["started_at"])
     ax.legend(fontsize=7, loc="upper left")
     newest = [(str(b), float(rows[metric].iloc[-1])) for b, rows in judged.groupby("backend", sort=True)]
     share = math.isfinite(goal) and goal > 0
-    figures = ", ".join(f"{b} {v:.2f} {unit}" + (f" ({100 * v / goal:.0f}%)" if share else "") for b, v in newest)
+    figures = ", ".join(f"{b} {v:.2f} {unit}" + (f" ({_percent(v, goal)})" if share else "") for b, v in newest)
     return "newest: " + (figures or "crashed, nothing measured") + (f"\n{note}" if note else "")
 
 
@@ -131,7 +146,7 @@ def _over_time(frame: pd.DataFrame, metric: str, objective: str, title: str, yla
         figures = _series_panel(ax, group, metric, objective, "s")
         ax.set_title(f"{scenario} [{scale}]\n{figures}", fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=_title_room(fig))
     return fig
 
 
@@ -178,7 +193,7 @@ def rto_phases(frame: pd.DataFrame) -> Figure:
     handles = [Patch(color=c, label=p) for p, c in zip(PHASES, PHASE_COLORS, strict=True)]
     handles.append(Patch(color=BAND, alpha=0.25, label="over the RTO objective"))
     fig.legend(handles=handles, loc="upper right", ncols=5, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout(rect=_title_room(fig))
     return fig
 
 

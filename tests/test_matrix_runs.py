@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.config import ConfigError, DrillConfig
+from fixtures.session import DrillSession
 from reports.certify import CERTIFIED, NOT_CERTIFIED, Certificate, certify
 from reports.history import FileHistory, History, S3History
 from reports.manifest import ExpectedCase, RunManifest
@@ -90,3 +91,10 @@ def test_the_run_id_setting_names_the_run(tmp_path: Path) -> None:
     assert run.returncode == 0, run.output[-2000:]
     assert [m["run_id"] for m in run.manifests] == [RUN]
     assert json.dumps(run.manifests).count("drills/test_total_loss.py") >= 1
+
+
+def test_runners_sharing_a_run_id_name_their_buckets_apart(tmp_path: Path) -> None:
+    config = DrillConfig.from_values({"run_id": RUN, "history": f"file:{tmp_path / 'h.jsonl'}"})
+    one, other = DrillSession(config, tmp_path, run_id=RUN), DrillSession(config, tmp_path, run_id=RUN)
+    assert one.run_id == other.run_id == RUN
+    assert one.tag != other.tag

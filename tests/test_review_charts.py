@@ -46,7 +46,7 @@ def test_a_sub_second_rto_fills_its_panel_and_reads_as_a_percent_of_the_objectiv
     assert low == 0 and largest < high <= largest * 1.5  # scaled to the values, not to the 60 s objective
     assert "(objective 60 s is above this axis)" in ax.get_title()
     newest_container = frame[(frame["backend"] == "container")]["rto_seconds"].iloc[-1]
-    assert f"container {newest_container:.2f} s ({100 * newest_container / 60:.0f}%)" in ax.get_title()
+    assert f"container {newest_container:.2f} s ({100 * newest_container / 60:.1f}%)" in ax.get_title()
     percent_axis = [c for c in ax.child_axes if c.get_ylabel() == "% of objective"]
     assert len(percent_axis) == 1
 
