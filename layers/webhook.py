@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,7 +25,7 @@ from layers.notify import Event, Notifier
 from reports.redact import redact
 from reports.result import DrillResult
 
-ATTEMPTS, TIMEOUT = 5, 10.0
+ATTEMPTS, TIMEOUT, FLUSH_TIMEOUT = 5, 10.0, 120.0
 LAYER_NAMES = {1: "layer-1 backup", 2: "layer-2 PITR", 4: "layer-4 offsite copy"}
 VERDICT_WORDS = {"pass": "passed", "fail": "FAILED", "error": "CRASHED"}
 
@@ -96,30 +97,43 @@ def run_payload(run_ids: list[str], results: list[DrillResult]) -> dict[str, Any
 
 
 class WebhookSender:
-    """One ordered queue of posts and the thread that delivers them; failures are kept in `failures`."""
+    """One ordered queue of posts and the thread that delivers them; failures are kept in `failures`.
+    While the endpoint is down (the last post failed for good) each post gets one attempt, so a dead
+    endpoint costs a run seconds, not a backoff per queued backup event."""
 
     def __init__(self, url: str, backoff: Backoff = Backoff()) -> None:
         self.url, self.backoff = url, backoff
         self.failures: list[str] = []
         self.delivered = 0
+        self._down = False
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         threading.Thread(target=self._deliver, name="drill-webhook", daemon=True).start()
 
     def send(self, payload: dict[str, Any]) -> None:
         self._queue.put(payload)
 
-    def flush(self) -> None:
-        """Wait until every queued payload was delivered or given up on."""
-        self._queue.join()
+    def flush(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Wait until every queued payload was delivered or given up on, at most `timeout` seconds (what
+        is left then is counted in `failures`)."""
+        deadline = time.monotonic() + timeout
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.failures.append(f"{self._queue.unfinished_tasks} post(s) still queued after {timeout:g}s")
+                    return
+                self._queue.all_tasks_done.wait(left)
 
     def _deliver(self) -> None:
         while True:
             payload = self._queue.get()
             try:
-                post_json(self.url, payload, self.backoff)
+                post_json(self.url, payload, replace(self.backoff, attempts=1) if self._down else self.backoff)
                 self.delivered += 1
+                self._down = False
             except WebhookError as exc:
                 self.failures.append(f"{payload.get('event')}: {exc}")
+                self._down = True
             finally:
                 self._queue.task_done()
 

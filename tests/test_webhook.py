@@ -82,3 +82,14 @@ def test_the_audit_names_the_webhook_by_its_host_only() -> None:
     frame = to_frame(synth.records(synth.history(1, scenarios=("total-loss",))))
     item = next(i for i in audit(frame, now=synth.T0, config=config).items if "notifications" in i.question)
     assert item.why.endswith("; webhook to hooks.example") and "secretpart" not in item.why
+
+
+def test_a_dead_endpoint_gets_one_attempt_per_post_once_it_is_known_down() -> None:
+    with webhook_server([503] * 20) as hook:
+        sender = WebhookSender(hook.url, FAST)
+        for n in range(5):
+            sender.send({"text": f"backup {n}", "event": "backup.success"})
+        sender.flush()
+    assert len(hook.requests) == FAST.attempts + 4  # the first post retried, the rest tried once
+    assert len(sender.failures) == 5 and sender.delivered == 0
+    assert all(f == "backup.success: webhook to 127.0.0.1 failed: HTTP 503" for f in sender.failures)
