@@ -29,12 +29,11 @@ class ScheduleError(ValueError):
 
 def to_cron(schedule: str) -> str:
     """The cron expression of `schedule` ('daily 02:00' -> '0 2 * * *'); raises ScheduleError."""
-    text = " ".join(schedule.split())
-    daily = _DAILY.fullmatch(text)
+    daily = _DAILY.fullmatch(schedule)
     if daily:
         return f"{int(daily.group(2))} {int(daily.group(1))} * * *"
-    if len(text.split()) == 5 and croniter.is_valid(text):
-        return text
+    if schedule == schedule.strip() and len(schedule.split()) == 5 and croniter.is_valid(schedule):
+        return schedule
     raise ScheduleError(
         f"schedule {schedule!r} is not a schedule: use a 5-field cron expression in UTC such as '0 2 * * *' "
         "(02:00 every day) or '*/15 * * * *', or 'daily HH:MM' such as 'daily 02:00'"

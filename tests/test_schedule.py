@@ -35,7 +35,7 @@ def test_the_longest_gap_between_runs() -> None:
     assert schedule_of(Policy(schedule="0 2,14 * * *").describe) == "0 2,14 * * *"
 
 
-@pytest.mark.parametrize("bad", ["daily 2am", "0 2 * *", "61 2 * * *", "hourly", "daily 24:00"])
+@pytest.mark.parametrize("bad", ["daily 2am", "0 2 * *", "61 2 * * *", "hourly", "daily 24:00", "0 2 * * * "])
 def test_a_bad_schedule_is_one_error_naming_it_and_the_fix(bad: str) -> None:
     with pytest.raises(ScheduleError) as error:
         Policy(schedule=bad)
