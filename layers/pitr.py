@@ -159,9 +159,17 @@ class Layer2:
         """Create the namespace; an existing local file in its folder is adopted (and snapshotted to S3)."""
         self._admin("POST", f"/v1/namespaces/{namespace or self.namespace}/create", {})
 
-    def checkpoint(self) -> None:
-        """A TRUNCATE checkpoint of the live namespace: bottomless starts a new generation."""
-        self._admin("POST", f"/v1/namespaces/{self.namespace}/checkpoint")
+    def checkpoint(self, attempts: int = 5) -> None:
+        """A TRUNCATE checkpoint of the live namespace: bottomless starts a new generation. sqld sometimes
+        answers 500 (busy readers; "disk I/O error" seen in containers): tried `attempts` times, 0.25 s apart."""
+        for attempt in range(attempts):
+            try:
+                self._admin("POST", f"/v1/namespaces/{self.namespace}/checkpoint")
+                return
+            except PitrError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.25)
 
     def delete(self, namespace: str) -> None:
         """Delete a namespace this layer forked (never the live one); its S3 backup is kept."""
