@@ -52,7 +52,7 @@ def latest_table(frame: pd.DataFrame, run_ids: list[str]) -> Table:
             str(r["verdict"]),
         ))  # fmt: skip
     header = ("scenario", "backend", "scale", "layers", "RTO s (objective)", "RPO s (objective)",
-              "RPO writes lost/acked", "phases d/p/r/v s", "restore MB/s", "verdict")  # fmt: skip
+              "RPO writes lost/acked", "phases d/p/r/v/s s", "restore MB/s", "verdict")  # fmt: skip
     return Table(
         "latest",
         "Latest run (newest result per scenario, backend and scale)",

@@ -132,7 +132,23 @@ def _drill_setup_crashes() -> None:
     Drill.__init__ = refuse  # type: ignore[method-assign]
 
 
+def _service_repointed_late() -> None:
+    """The failover is reported done, but the service address follows the recovered server 2 s later."""
+    import threading
+
+    from fixtures.service_proxy import ServiceProxy
+
+    real = ServiceProxy.repoint
+
+    def late(self: ServiceProxy, upstream: tuple[str, int]) -> float:
+        threading.Timer(2.0, real, args=(self, upstream)).start()
+        return real(self, self.upstream)  # reports "done" without moving
+
+    ServiceProxy.repoint = late  # type: ignore[method-assign]
+
+
 SABOTAGE: dict[str, Callable[[], None]] = {
+    "service-repointed-late": _service_repointed_late,
     "total-loss-recover-crashes": _total_loss_recover_crashes,
     "drill-setup-crashes": _drill_setup_crashes,
     "total-loss-restore-noop": _total_loss_restore_noop,
