@@ -30,7 +30,7 @@ from reports.result import PHASES
 
 MARKERS = {"container": "o", "process": "s"}
 BACKEND_COLORS = {"container": "#1f77b4", "process": "#ff7f0e"}
-PHASE_COLORS = ("#8c6bb1", "#6baed6", "#fd8d3c", "#74c476")
+PHASE_COLORS = ("#8c6bb1", "#6baed6", "#fd8d3c", "#74c476", "#969696")  # detect, provision, restore, verify, repoint
 BAND = "#d62728"
 DPI = 100
 PANEL = (5.0, 2.9)  # inches per panel
@@ -122,6 +122,12 @@ def _series_panel(ax: Axes, group: pd.DataFrame, metric: str, objective: str, un
     failed = judged[judged["verdict"] != "pass"]
     ax.scatter(failed["started_at"], failed[metric], s=110, facecolors="none", edgecolors="red", linewidths=1.5,
                label="failed" if not failed.empty else None, zorder=3)  # fmt: skip
+    if metric == "rto_seconds" and "app_outage_seconds" in group and group["app_outage_seconds"].notna().any():
+        seen = judged[judged["app_outage_seconds"].notna()]
+        for backend, rows in seen.groupby("backend", sort=True):  # the application's own clock beside the runner's
+            ax.plot(rows["started_at"], rows["app_outage_seconds"], linestyle=":", marker="o", markersize=4,
+                    markerfacecolor="none", color=BACKEND_COLORS.get(str(backend), "#555555"),
+                    label=f"{backend} (app outage)")  # fmt: skip
     crashed = group[group["verdict"] == "error"]
     if not crashed.empty:
         ax.scatter(crashed["started_at"], [0.0] * len(crashed), s=70, marker="x", color="red", linewidths=2,

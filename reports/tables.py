@@ -48,11 +48,14 @@ def latest_table(frame: pd.DataFrame, run_ids: list[str]) -> Table:
             f"{r['rpo_seconds']:.2f} ({r['objective_rpo_seconds']:g})",
             f"{r['rpo_writes']}/{r['acked_writes']}",
             "/".join(f"{r[c]:.2f}" for c in PHASE_COLUMNS),
+            _num(r["app_outage_seconds"], ".2f"),
+            f"{_num(r['achieved_rate'], '.0f')} ({_num(r['requested_rate'], 'g')})",
             _num(r["restore_mb_per_s"], ".1f"),
             str(r["verdict"]),
         ))  # fmt: skip
     header = ("scenario", "backend", "scale", "layers", "RTO s (objective)", "RPO s (objective)",
-              "RPO writes lost/acked", "phases d/p/r/v/s s", "restore MB/s", "verdict")  # fmt: skip
+              "RPO writes lost/acked", "phases d/p/r/v/s s", "app outage s", "writes/s (asked)", "restore MB/s",
+              "verdict")  # fmt: skip
     return Table(
         "latest",
         "Latest run (newest result per scenario, backend and scale)",
