@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from fixtures.digest import file_sha256
 from reports.certify import Certificate
 from reports.render import render_report
 
@@ -34,14 +35,6 @@ class Bundle:
     folder: Path
     files: tuple[str, ...]  # relative paths listed in SHA256SUMS
     fingerprint: str  # SHA-256 of the raw public key
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _load_pem(path: Path, private: bool) -> Any:
@@ -98,7 +91,7 @@ def bundle_evidence(
              "public_key_sha256": signer, "records": len(records)}  # fmt: skip
     (out / FACTS).write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
     files = _listed(out)
-    sums = "".join(f"{_sha256(out / name)}  {name}\n" for name in files).encode()
+    sums = "".join(f"{file_sha256(out / name)}  {name}\n" for name in files).encode()
     (out / SUMS).write_bytes(sums)
     (out / SIGNATURE).write_bytes(key.sign(sums))
     return Bundle(out, tuple(files), signer)
@@ -123,7 +116,7 @@ def verify_bundle(folder: Path, public_key_path: Path) -> list[str]:
         path = folder / name
         if not path.is_file():
             problems.append(f"{name}: listed in {SUMS} but missing")
-        elif _sha256(path) != digest:
+        elif file_sha256(path) != digest:
             problems.append(f"{name}: changed since it was signed (SHA-256 differs)")
     problems += [f"{name}: not in {SUMS} (added after signing)" for name in _listed(folder) if name not in listed]
     return problems
