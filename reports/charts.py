@@ -8,7 +8,7 @@ database size."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from reports.frame import KEY, PHASE_COLUMNS
+from reports.restore_tests_chart import restore_tests_over_time
 from reports.result import PHASES
 
 MARKERS = {"container": "o", "process": "s"}
@@ -236,12 +237,16 @@ CHARTS: dict[str, Callable[[pd.DataFrame], Figure]] = {
 }
 
 
-def write_charts(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
-    """Every chart as `<folder>/<name>.png`; returns name -> path."""
+def write_charts(frame: pd.DataFrame, folder: Path, records: Sequence[dict[str, Any]] = ()) -> dict[str, Path]:
+    """Every chart as `<folder>/<name>.png` (and the restore-test trend when `records`, the raw history,
+    hold restore tests); returns name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for name, draw in CHARTS.items():
-        fig = draw(frame)
+    figures = [(name, draw(frame)) for name, draw in CHARTS.items()]
+    trend = restore_tests_over_time(records)
+    if trend is not None:
+        figures.append(("restore_tests", trend))
+    for name, fig in figures:
         try:
             path = folder / f"{name}.png"
             fig.savefig(path, format="png")

@@ -31,6 +31,7 @@ CHART_TITLES = {
     "rto_phases": "RTO by phase",
     "rpo_over_time": "RPO per scenario over time",
     "restore_throughput": "Restore throughput against database size",
+    "restore_tests": "Restore tests of existing backups over time",
 }
 
 

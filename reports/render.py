@@ -80,7 +80,7 @@ def render_report(
     data = report_data(frame, run_ids, audit=audit(frame, now=now, config=config), regressions=found,
                        specs=[t.spec for t in checks], history=history,
                        extra=[restore_tests_table(records)])  # fmt: skip
-    charts = write_charts(frame, out / "charts")
+    charts = write_charts(frame, out / "charts", records)
     html = write_html(data, charts, out / "report.html")
     markdown = write_markdown(data, charts, out / "summary.md")
     return Rendered(charts, html, markdown, found)

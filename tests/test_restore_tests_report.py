@@ -72,3 +72,21 @@ def test_cli_certify_and_render_read_restore_tests(tmp_path: Path) -> None:
     assert "sqlite:/team.db" in (tmp_path / "out" / "certificate.md").read_text()
     assert "Restore tests of existing backups" in (tmp_path / "out" / "summary.md").read_text()
     assert "sqlite:/team.db" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_the_report_draws_the_restore_tests_over_time(tmp_path: Path) -> None:
+    from matplotlib.collections import PathCollection
+
+    from reports.charts import write_charts
+    from reports.restore_tests_chart import restore_tests_over_time
+
+    records = [_test("dumps:/backups", True, 3), _test("dumps:/backups", False, 1), _test("sqlite:/team.db", True, 2)]
+    fig = restore_tests_over_time(records)
+    assert fig is not None
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == {"dumps:/backups", "sqlite:/team.db"} and len(lines["dumps:/backups"].get_xdata()) == 2
+    circled = [c for c in fig.axes[0].collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+    assert len(circled) == 1 and len(circled[0].get_offsets()) == 1, "the failed test is circled"
+    assert restore_tests_over_time(synth.records(synth.history(1))) is None  # no restore tests: no chart
+    charts = write_charts(to_frame(synth.records(synth.history(1))), tmp_path, records)
+    assert charts["restore_tests"].stat().st_size > 10_000
