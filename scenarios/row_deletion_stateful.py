@@ -119,11 +119,15 @@ def sequence(examples: int, steps: int, plan: rd.IncidentPlan) -> Callable[[Dril
 
     def run(drill: Drill) -> None:
         rd.prepare(plan)(drill)
-        drill.stop_traffic()  # the machine's `write` rule is the workload now: writes happen between steps only
+        traffic = drill.traffic
+        if traffic is None:
+            raise RuntimeError("row deletion sequence: the workload was never started")
+        traffic.pause_writers()  # the machine's `write` rule is the workload now: writes happen between steps only
         log = SequenceLog()
         run_state_machine_as_test(_machine(drill, log), settings=settings(
             max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
             phases=(Phase.generate,), suppress_health_check=list(HealthCheck)))  # fmt: skip
+        traffic.unpause_writers()  # the application writes again before the scenario's own incident
         drill.details["sequence"] = {"steps": log.steps, "recoveries": log.recoveries,
                                      "invariant_checks": log.invariant_checks}  # fmt: skip
         if log.violation:
