@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
 import layers.backup as backup  # noqa: E402
-import layers.offsite as offsite  # noqa: E402
+import layers.recovery as recovery  # noqa: E402
 from bench.procstat import cpu_seconds, lifetime_peak_mb, peak_mb, reset_peak  # noqa: E402
 from fixtures.binary import sqld_binary  # noqa: E402
 from fixtures.config import ConfigError, parse_scale  # noqa: E402
@@ -50,7 +50,7 @@ from fixtures.s3 import Region, open_region  # noqa: E402
 from fixtures.seed import TABLES, SeedInfo, build_seed, install_seed  # noqa: E402
 from fixtures.sqld import SqldSpec  # noqa: E402
 from fixtures.sqld_process import ProcessSqld  # noqa: E402
-from layers.offsite import OffsiteKey, copy_backup, keyring, restore_offsite  # noqa: E402
+from layers.offsite import OffsiteKey, OffsiteSource, copy_backup, keyring  # noqa: E402
 from layers.pitr import bottomless_env  # noqa: E402
 from layers.store import S3Store  # noqa: E402
 from reports.text import text_table  # noqa: E402
@@ -252,13 +252,14 @@ def make_layer1_backup(bench: Bench, seed: SeedInfo) -> tuple[Layer1Backup, floa
 
 
 def layer1_restore(bench: Bench, seed: SeedInfo, made: Layer1Backup) -> Row:
-    target = bench.server("l1-target")
-    target.start()
     with (
-        timed_calls(backup, ("download_verified", "dump_problem", "replay_dump")) as calls,
-        measured(lambda: target.pid) as m,
+        timed_calls(recovery, ("download_verified", "dump_problem", "replay_dump")) as calls,
+        measured(lambda: None) as m,
     ):
-        outcome = backup.restore_latest(made.catalog, target.http_url)
+        outcome = recovery.restore_first([recovery.Layer1Source(made.catalog)], recovery.Gate(),
+                                         lambda: bench.server("l1-target"), bench.workdir / "restore")  # fmt: skip
+    target = outcome.server
+    assert isinstance(target, ProcessSqld)
     sqld_peak = peak_mb(target.pid)
     check_restored(target.http_url, seed)
     target.kill()
@@ -314,10 +315,11 @@ def layer4_restore(bench: Bench, seed: SeedInfo, made: Layer1Backup) -> Row:
     store = S3Store(region.client(), region.new_bucket("bench", f"l4-{seed.scale}"))
     key = OffsiteKey.generate()
     copy_backup(made.catalog, made.entry, store, key)
-    target = bench.server("l4-target")
-    target.start()
-    with timed_calls(offsite, ("replay_dump",)) as calls, measured(lambda: target.pid) as m:
-        restore_offsite(store, keyring(key), target.http_url)
+    with timed_calls(recovery, ("replay_dump",)) as calls, measured(lambda: None) as m:
+        won = recovery.restore_first([OffsiteSource(store, keyring(key))], recovery.Gate(),
+                                     lambda: bench.server("l4-target"), bench.workdir / "restore")  # fmt: skip
+    target = won.server
+    assert isinstance(target, ProcessSqld)
     sqld_peak = peak_mb(target.pid)
     check_restored(target.http_url, seed)
     target.kill()

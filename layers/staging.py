@@ -9,11 +9,12 @@ application and benchmark checks. The source is only ever read: its store is wra
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,9 +30,10 @@ from fixtures.sqld import SqldServer, SqldSpec
 from fixtures.sqld_container import ContainerSqld
 from fixtures.sqld_process import ProcessSqld
 from layers.appchecks import AppChecks, benchmark, load_app_checks, run_check
-from layers.backup import BackupCatalog, replay_dump, replay_sql, restore_latest
+from layers.backup import BackupCatalog, replay_dump, replay_sql
+from layers.recovery import Gate, Layer1Source, restore_first
 from layers.store import LocalStore, ObjectInfo, ObjectStore, S3Store
-from layers.verify import Check, _fk_check, _single_value_check, _timed, _write_probe
+from layers.verify import Check, fk_check, single_value_check, timed, write_probe
 
 USER_TABLES = (
     "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'libsql_%' "
@@ -100,40 +102,45 @@ def open_catalog_store(location: str, endpoint: str | None) -> ObjectStore:
     return ReadOnlyStore(LocalStore(path))
 
 
-def restore_source(source: BackupSource, target_url: str, *, endpoint: str | None = None) -> dict[str, Any]:
-    """Replay the source into the (empty) staging server; what was restored."""
-    if source.kind == "dump":
-        path = Path(source.location)
-        if not path.is_file():
-            raise SourceError(f"dump file {path} does not exist")
-        with path.open("rb") as fh:
-            gzipped = fh.read(2) == b"\x1f\x8b"
-            fh.seek(0)
-            if gzipped:
-                replay_dump(fh, target_url)
-            else:
-                with path.open(encoding="utf-8", newline="") as text:
-                    replay_sql(text, target_url)
-        return {"source": f"dump:{path}", "bytes": path.stat().st_size}
-    outcome = restore_latest(BackupCatalog(open_catalog_store(source.location, endpoint)), target_url)
-    return {"source": f"catalog:{source.location}", "backup_id": outcome.entry.id, "bytes": outcome.bytes,
-            "refused": [list(s) for s in outcome.skipped]}  # fmt: skip
+def restore_source(
+    source: BackupSource, provision: Callable[[], SqldServer], workdir: Path, *, endpoint: str | None = None
+) -> tuple[SqldServer, dict[str, Any]]:
+    """Restore the source into a fresh staging server from `provision()`: (that server, what was restored).
+    A catalog's newest backup that passes the gate (integrity, foreign keys) is served, page or dump."""
+    if source.kind == "catalog":
+        store = open_catalog_store(source.location, endpoint)
+        won = restore_first([Layer1Source(BackupCatalog(store))], Gate(), provision, workdir)
+        return won.server, {"source": f"catalog:{source.location}", "backup_id": won.entry.id,
+                            "format": won.entry.format, "bytes": won.entry.bytes, "refused": won.refused_pairs}  # fmt: skip
+    path = Path(source.location)
+    if not path.is_file():
+        raise SourceError(f"dump file {path} does not exist")
+    server = provision().start()
+    with path.open("rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+        fh.seek(0)
+        if gzipped:
+            replay_dump(fh, server.http_url)
+        else:
+            with path.open(encoding="utf-8", newline="") as text:
+                replay_sql(text, server.http_url)
+    return server, {"source": f"dump:{path}", "bytes": path.stat().st_size}
 
 
 def verify_staging(url: str, app: AppChecks, repeat: int = 5) -> tuple[list[Check], dict[str, int]]:
     """Checks that need no ledger: the database is sound and the application's expectations hold."""
     with HranaSession(url) as s:
         checks = [
-            _timed("integrity_check", lambda: _single_value_check(s, "PRAGMA integrity_check")),
-            _timed("foreign_key_check", lambda: _fk_check(s)),
+            timed("integrity_check", lambda: single_value_check(s, "PRAGMA integrity_check")),
+            timed("foreign_key_check", lambda: fk_check(s)),
         ]
         tables = [str(r[0]) for r in s.execute(USER_TABLES).rows]
         counts = {t: int(str(s.execute(f'SELECT count(*) FROM "{t}"').rows[0][0])) for t in tables}
         checks.append(
             Check("row_counts", bool(counts), ", ".join(f"{t} {n}" for t, n in counts.items()) or "no tables")
         )
-        checks += [_timed(f"app: {c.name}", lambda c=c: run_check(s, c)) for c in app.checks]  # type: ignore[misc]
-        checks.append(_timed("write_probe", lambda: _write_probe(s)))
+        checks += [timed(f"app: {c.name}", lambda c=c: run_check(s, c)) for c in app.checks]  # type: ignore[misc]
+        checks.append(timed("write_probe", lambda: write_probe(s)))
     if app.benchmark:
         times = benchmark(url, app.benchmark, repeat)
         checks.append(Check("benchmark", True, ", ".join(f"{n} {t * 1000:.2f}ms" for n, t in times.items())))
@@ -141,24 +148,31 @@ def verify_staging(url: str, app: AppChecks, repeat: int = 5) -> tuple[list[Chec
 
 
 @contextmanager
-def staging_server(backend: str, workdir: Path) -> Iterator[SqldServer]:
-    spec = SqldSpec("staging", workdir / "staging", workdir / "staging.log")
+def staging_servers(backend: str, workdir: Path) -> Iterator[Callable[[], SqldServer]]:
+    """A factory of fresh (stopped) staging servers of `backend`; every one it made is killed at the end."""
+    if backend == "container":
+        engine = ensure_engine()
+        if engine is None:
+            raise SourceError("--backend container: no container engine answers (run scripts/setup.sh)")
+        os.environ.update(engine.testcontainers_env())
+        client = engine.client()
+        ensure_image(client, resolve_image("local"))
+        client.close()
+    numbers = itertools.count(1)
     with ExitStack() as stack:
-        server: SqldServer
-        if backend == "container":
-            engine = ensure_engine()
-            if engine is None:
-                raise SourceError("--backend container: no container engine answers (run scripts/setup.sh)")
-            os.environ.update(engine.testcontainers_env())
-            client = engine.client()
-            ensure_image(client, resolve_image("local"))
-            client.close()
-            server = ContainerSqld(spec, image=resolve_image("local"))
-        else:
-            server = ProcessSqld(spec, binary=str(sqld_binary()))
-        stack.callback(server.kill)
-        server.start()
-        yield server
+
+        def make() -> SqldServer:
+            n = next(numbers)
+            spec = SqldSpec(f"staging-{n}", workdir / f"staging-{n}", workdir / f"staging-{n}.log")
+            server: SqldServer
+            if backend == "container":
+                server = ContainerSqld(spec, image=resolve_image("local"))
+            else:
+                server = ProcessSqld(spec, binary=str(sqld_binary()))
+            stack.callback(server.kill)
+            return server
+
+        yield make
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         app = load_app_checks(Path(args.checks)) if args.checks else AppChecks()
         with (
             tempfile.TemporaryDirectory(prefix="drill-staging-") as tmp,
-            staging_server(args.backend, Path(tmp)) as server,
+            staging_servers(args.backend, Path(tmp)) as provision,
         ):
-            restored = restore_source(source, server.http_url, endpoint=args.s3_endpoint)
+            server, restored = restore_source(source, provision, Path(tmp) / "work", endpoint=args.s3_endpoint)
             checks, counts = verify_staging(server.http_url, app)
     except (SourceError, ValueError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fixtures.s3 import MOTO_CREDENTIALS, MotoServer, Region, S3Endpoint
 from fixtures.wait import NotReady
 from layers.backup import NoUsableBackup
-from layers.offsite import Keyring, OffsiteKey, TamperedObject, keyring, offsite_ids, restore_objects, restore_offsite
+from layers.offsite import Keyring, OffsiteKey, OffsiteSource, TamperedObject, keyring, offsite_ids, restore_objects
 from layers.pitr import bottomless_env
 from layers.store import S3Store
 from layers.verify import Check, Verification, verify
@@ -119,21 +119,24 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     wal_server, wal = _from_layer2(drill, offsite, keys)
     watch.mark("restore")
     # (a) the newest sound offsite layer-1 backup
-    backup_server = drill.new_server("eu-west").start()
-    watch.mark("provision")
+    backup_server: SqldServer | None = None
+    v_backup: Verification | None = None
     try:
-        outcome = restore_offsite(offsite, keys, backup_server.http_url)
-        backup: dict[str, Any] = {"offsite_backup_id": outcome.entry.id, "offsite_backup_taken_at": outcome.entry.created_at,
-                                  "offsite_refused": [list(r) for r in outcome.refused]}  # fmt: skip
+        won = drill.restore([OffsiteSource(offsite, keys)], watch.mark, role="eu-west")
+        backup_server, v_backup = won.server, won.verification  # a file was verified before it served
+        backup: dict[str, Any] = {"offsite_backup_id": won.entry.id, "offsite_backup_taken_at": won.entry.created_at,
+                                  "offsite_backup_format": won.entry.format, "offsite_refused": won.refused_pairs}  # fmt: skip
     except NoUsableBackup as exc:
         backup = {"offsite_backup_id": None, "offsite_restore_error": str(exc)}
-    watch.mark("restore")
     # which is newer: compare what each holds against the ledger
-    v_backup = _check(backup_server.http_url, drill) if backup["offsite_backup_id"] else None
+    if backup_server is not None and v_backup is None:
+        v_backup = _check(backup_server.http_url, drill)
     v_wal = _check(wal_server.http_url, drill) if wal_server else None
     sound = [(v.loss.cut, name, v) for name, v in (("layer2", v_wal), ("layer1", v_backup)) if v is not None and v.ok]
     winner = max(sound, key=lambda c: (c[0], c[1] == "layer2"))[1] if sound else "none"
-    drill.primary = wal_server if winner == "layer2" else backup_server
+    drill.primary = (
+        wal_server if winner == "layer2" else backup_server or wal_server or drill.new_server("empty").start()
+    )
     for loser in (wal_server, backup_server):
         if loser is not None and loser is not drill.primary:
             with contextlib.suppress(Exception):

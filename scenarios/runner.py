@@ -37,6 +37,7 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
 
     assert drill.primary is not None
     expectations = AppExpectations(app, baseline, config.benchmark_repeat, config.benchmark_max_slowdown)
+    served = drill.recovered  # a file verified before it served: only what needs the server is checked now
     verification = verify(
         drill.primary.http_url,
         tables=drill.seed.verified,
@@ -44,6 +45,7 @@ def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
         writes=drill.ledger.writes,
         app=expectations,
         headers=drill.target_headers,
+        checked_file=served.verification if served is not None and served.server is drill.primary else None,
     )
     watch.mark("verify")
 

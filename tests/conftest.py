@@ -20,6 +20,8 @@ from fixtures.seed import SeedInfo, build_seed, install_seed
 from fixtures.sqld import SqldServer, SqldSpec
 from fixtures.sqld_container import ContainerSqld
 from fixtures.sqld_process import ProcessSqld
+from layers.backup import BackupCatalog
+from layers.recovery import Candidate, Gate, Layer1Source, restore_first
 
 BACKENDS = ("process", "container")
 SMALL_SCALE = Scale(customers=120)
@@ -122,3 +124,8 @@ def process_sqld(tmp_path: Path) -> Iterator[SqldFactory]:
     """Like sqld_factory, for the process backend only."""
     with _servers("process", tmp_path) as make:
         yield make
+
+
+def restore_catalog(catalog: BackupCatalog, make: SqldFactory, workdir: Path, gate: Gate | None = None) -> Candidate:
+    """layers.recovery.restore_first over one layer-1 catalog into fresh servers `make("target")`."""
+    return restore_first([Layer1Source(catalog)], gate or Gate(), lambda: make("target"), workdir)
