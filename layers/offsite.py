@@ -471,6 +471,7 @@ class OffsiteSource:
     store: ObjectStore
     keys: Keyring
     layer: int = 4
+    empty: str = "no offsite copies"
 
     @property
     def url(self) -> str:

@@ -85,6 +85,11 @@ class Source(Protocol):
     @property
     def url(self) -> str: ...
 
+    @property
+    def empty(self) -> str:
+        """What it says when it holds nothing."""
+        ...
+
     def offers(self) -> tuple[list[Offer], list[Refusal]]:
         """Candidates newest first, and the catalog entries refused while listing them."""
 
@@ -164,6 +169,7 @@ class Layer1Source:
 
     catalog: BackupCatalog
     layer: int = 1
+    empty: str = "the catalog is empty"
 
     @property
     def url(self) -> str:
@@ -292,6 +298,6 @@ def restore_first(
     layers = "/".join(str(n) for n in sorted({s.layer for s in sources}))
     raise NoUsableBackup(
         f"no usable layer-{layers} backup in {', '.join(s.url for s in sources)}: "
-        + ("; ".join(f"{r.backup_id}: {r.reason}" for r in refused) or "the catalog is empty"),
+        + ("; ".join(f"{r.backup_id}: {r.reason}" for r in refused) or "; ".join(s.empty for s in sources)),
         tuple(refused),
     )

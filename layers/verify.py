@@ -10,14 +10,16 @@ file's, it takes a rolled-back write, the application checks and the benchmark."
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from fixtures.digest import Row, TableDigest
+from fixtures.digest import MASK, Row, TableDigest, row_hash
 from fixtures.hrana import HranaError, HranaSession, Result, Value
 from fixtures.ledger import Key, LossAssessment, Write, assess
 from fixtures.schema import ROWID_ALIASES, Identity, quote
@@ -25,6 +27,7 @@ from layers.appchecks import AppChecks, benchmark, compare_benchmark, run_check
 
 PAGE = 2000  # rows per query over Hrana
 FILE_PAGE = 100_000  # rows per query on a local file
+SCAN_WORKERS = 2  # processes digesting a file's tables (the machine's cores, as measured here)
 
 
 class Session(Protocol):
@@ -124,7 +127,7 @@ def scan(s: Session, table: str | Identity, keys: set[object], page: int = PAGE)
     cols = [_page_column(c) for c in ident.page_by]
     width, order = len(cols), ", ".join(cols)
     head = f"SELECT {order}, * FROM {quote(ident.table)}"
-    digest, after = TableDigest(), None
+    count, total, after = 0, 0, None
     picked: dict[Key, Row] = {}
     while True:
         if after is None:
@@ -134,12 +137,14 @@ def scan(s: Session, table: str | Identity, keys: set[object], page: int = PAGE)
             rows = s.execute(f"{head} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {page}", after).rows
         for full in rows:
             row: Row = full[width:]
-            digest = digest.add(row)
-            key = ident.key_of(row)
-            if key in keys:
-                picked[(ident.table, key)] = row
+            total += row_hash(row)  # TableDigest.add, without a new object per row
+            if keys:
+                key = ident.key_of(row)
+                if key in keys:
+                    picked[(ident.table, key)] = row
+        count += len(rows)
         if len(rows) < page:
-            return digest, picked
+            return TableDigest(count, total & MASK), picked
         after = list(rows[-1][:width])
 
 
@@ -166,29 +171,73 @@ def _names(tables: Sequence[str | Identity]) -> list[str]:
     return [t if isinstance(t, str) else t.table for t in tables]
 
 
-def content_checks(
-    s: Session, tables: Sequence[str | Identity], base: Mapping[str, TableDigest], writes: Sequence[Write], page: int
-) -> tuple[list[Check], LossAssessment, dict[str, int]]:
-    """Row counts, content checksums and the point in time of `tables` against seed + ledger:
-    (checks, the loss, row counts per table)."""
+Scanned = dict[str, "tuple[TableDigest, dict[Key, Row]] | str"]  # table -> (digest, rows picked) | unreadable
+
+
+def touched_keys(writes: Sequence[Write]) -> dict[str, set[object]]:
+    """The keys the ledger's writes touched, per table (the rows a scan must pick)."""
     keys: dict[str, set[object]] = {}
     for write in writes:
         for change in write.changes:
             keys.setdefault(change.table, set()).add(change.key)
+    return keys
+
+
+def scan_tables(s: Session, tables: Sequence[str | Identity], keys: Mapping[str, set[object]], page: int) -> Scanned:
+    out: Scanned = {}
+    for table, ident in zip(_names(tables), tables, strict=True):
+        try:
+            out[table] = scan(s, ident, keys.get(table, set()), page)
+        except HranaError as exc:
+            out[table] = f"{table}: unreadable ({exc})"[:300]
+    return out
+
+
+def _scan_file_tables(path: Path, tables: Sequence[str | Identity], keys: Mapping[str, set[object]]) -> Scanned:
+    with FileSession(path) as s:
+        return scan_tables(s, tables, keys, FILE_PAGE)
+
+
+def _largest_first(s: Session, tables: Sequence[str | Identity]) -> list[str | Identity]:
+    """Tables by their bytes on disk, largest first (dbstat; as given where SQLite has no dbstat)."""
+    try:
+        size = {str(r[0]): int(r[1] or 0) for r in s.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").rows}  # type: ignore[arg-type]
+    except HranaError:
+        return list(tables)
+    return sorted(tables, key=lambda t: -size.get(t if isinstance(t, str) else t.table, 0))
+
+
+def scan_file(path: Path, tables: Sequence[str | Identity], keys: Mapping[str, set[object]]) -> Scanned:
+    """scan_tables over a file in SCAN_WORKERS processes, tables largest first: the digests are Python
+    (a row's repr hashed), so one process is bound by one core. Forked, so nothing is imported again."""
+    with FileSession(path) as s:
+        ordered = _largest_first(s, tables)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(SCAN_WORKERS, mp_context=context) as pool:
+        futures = [pool.submit(_scan_file_tables, path, [t], keys) for t in ordered]
+        out: Scanned = {}
+        for future in futures:
+            out.update(future.result())
+    return {t: out[t] for t in _names(tables)}
+
+
+def judge_content(
+    scanned: Scanned, base: Mapping[str, TableDigest], writes: Sequence[Write], spent: float
+) -> tuple[list[Check], LossAssessment, dict[str, int]]:
+    """Row counts, content checksums and the point in time of the scanned tables against seed + ledger:
+    (checks, the loss, row counts per table)."""
     observed: dict[Key, Row | None] = {}
     digests: dict[str, TableDigest] = {}
     unreadable: dict[str, str] = {}
-    started = time.monotonic()
-    idents = dict(zip(_names(tables), tables, strict=True))
-    for table, ident in idents.items():
-        try:
-            digests[table], rows = scan(s, ident, keys.get(table, set()), page)
+    for table, result in scanned.items():
+        if isinstance(result, str):
+            unreadable[table] = result
+        else:
+            digests[table], rows = result
             observed.update(rows)
-        except HranaError as exc:
-            unreadable[table] = f"{table}: unreadable ({exc})"[:300]
-    spent = time.monotonic() - started
     loss = assess(list(writes), observed)
     expected = loss.expected_digests(base)
+    idents = list(scanned)
     wrong_count = [unreadable.get(t) or f"{t}: {digests[t].count} rows, expected {expected[t].count}"
                    for t in idents if t in unreadable or digests[t].count != expected[t].count]  # fmt: skip
     wrong_sum = [unreadable.get(t) or f"{t}: {digests[t].hex} != {expected[t].hex}"
@@ -218,7 +267,9 @@ def verify_file(
         ]
         if base is None or not all(c.ok for c in checks):  # a broken file is not scanned row by row
             return Verification(tuple(checks), assess(list(writes), {}), {})
-        more, loss, counts = content_checks(s, tables, base, writes, FILE_PAGE)
+    started = time.monotonic()
+    scanned = scan_file(path, tables, touched_keys(writes))
+    more, loss, counts = judge_content(scanned, base, writes, time.monotonic() - started)
     return Verification((*checks, *more), loss, counts)
 
 
@@ -254,7 +305,9 @@ def verify(
         if checked_file is None:
             checks.append(timed("integrity_check", lambda: single_value_check(s, "PRAGMA integrity_check")))
             checks.append(timed("foreign_key_check", lambda: fk_check(s)))
-            more, loss, counts = content_checks(s, tables, base, writes, PAGE)
+            started = time.monotonic()
+            scanned = scan_tables(s, tables, touched_keys(writes), PAGE)
+            more, loss, counts = judge_content(scanned, base, writes, time.monotonic() - started)
             checks += more
         else:
             checks += checked_file.checks
