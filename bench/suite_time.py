@@ -79,7 +79,7 @@ def run_suite(workers: int, backend: str, scale: str, workdir: Path, extra: list
         raise RuntimeError(
             f"pytest printed no result line (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
         )
-    records = read_history(history)
+    records = [r for r in read_history(history) if r.get("kind") != "manifest"]  # drill results only
     return SuiteRun(workers, backend, scale, seconds, counts.get("passed", 0),
                     counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0),
                     len(records), len({r.get("drill") for r in records}), len({r.get("run_id") for r in records}),

@@ -5,16 +5,15 @@ servers, so the example count is small by default (--drill-property-examples, in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import RESULT_PROPERTY
-from fixtures.drill import Drill
 from fixtures.session import DrillSession
 from reports.result import DrillResult
 from scenarios.row_deletion import IncidentPlan, row_deletion
-from scenarios.runner import run_drill
 
 _pick = st.floats(min_value=0.0, max_value=1.0, exclude_max=True, allow_nan=False)
 plans = st.builds(
@@ -25,9 +24,9 @@ plans = st.builds(
 )
 
 
-@pytest.mark.drill
+@pytest.mark.drill(scenario="row-deletion-random")
 def test_surgical_recovery_restores_random_deletions(
-    drill_session: DrillSession, drill_backend: str, request: pytest.FixtureRequest
+    drill_session: DrillSession, run_scenario: Callable[..., DrillResult]
 ) -> None:
     results: list[DrillResult] = []
 
@@ -40,13 +39,8 @@ def test_surgical_recovery_restores_random_deletions(
     )
     @given(plan=plans)
     def example(plan: IncidentPlan) -> None:
-        drill = Drill(drill_session, drill_backend, f"{request.node.nodeid}[{len(results) + 1}]")
-        try:
-            result = run_drill(drill, row_deletion("row-deletion-random", plan, "surgical"))
-        finally:
-            drill.close()
+        result = run_scenario(row_deletion("row-deletion-random", plan, "surgical"), fresh=True)
         results.append(result)
-        request.node.user_properties.append((RESULT_PROPERTY, result.to_json()))  # the summary table reads it
         assert result.verdict == "pass", f"{plan}\n{result.explain()}"
         deleted = sum(result.details["incident"]["deleted"].values())
         assert result.details["rows_restored_total"] == deleted, (plan, result.details)

@@ -11,7 +11,7 @@ from scenarios.region_outage import REGION_OUTAGE, REGION_OUTAGE_FAULTS
 from scenarios.region_outage_wal import REGION_OUTAGE_WAL
 
 
-@pytest.mark.drill
+@pytest.mark.drill(scenario="region-outage")
 def test_region_outage(run_scenario: Callable[[Scenario], DrillResult]) -> None:
     result = run_scenario(REGION_OUTAGE)
     assert result.verdict == "pass", result.explain()
@@ -30,7 +30,7 @@ def test_region_outage_with_a_damaged_offsite_copy(
     assert refused and refused[0][0] != result.details["offsite_backup_id"], "the damaged copy was not refused"
 
 
-@pytest.mark.drill
+@pytest.mark.drill(scenario="region-outage-wal")
 def test_region_outage_with_offsite_wal(run_scenario: Callable[[Scenario], DrillResult]) -> None:
     result = run_scenario(REGION_OUTAGE_WAL)
     assert result.verdict == "pass", result.explain()

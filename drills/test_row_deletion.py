@@ -10,7 +10,7 @@ from scenarios.base import Scenario
 from scenarios.row_deletion import ROW_DELETION_REWIND, ROW_DELETION_SURGICAL
 
 
-@pytest.mark.drill
+@pytest.mark.drill(scenario="row-deletion-surgical")
 def test_row_deletion_surgical(run_scenario: Callable[[Scenario], DrillResult]) -> None:
     result = run_scenario(ROW_DELETION_SURGICAL)
     assert result.verdict == "pass", result.explain()
@@ -18,7 +18,7 @@ def test_row_deletion_surgical(run_scenario: Callable[[Scenario], DrillResult]) 
     assert deleted > 0 and result.details["rows_restored_total"] == deleted, result.details
 
 
-@pytest.mark.drill
+@pytest.mark.drill(scenario="row-deletion-rewind")
 def test_row_deletion_rewind(run_scenario: Callable[[Scenario], DrillResult]) -> None:
     result = run_scenario(ROW_DELETION_REWIND)
     assert result.verdict == "pass", result.explain()

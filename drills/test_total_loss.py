@@ -9,7 +9,7 @@ from scenarios.base import Scenario
 from scenarios.total_loss import TOTAL_LOSS
 
 
-@pytest.mark.drill
+@pytest.mark.drill(scenario="total-loss")
 def test_total_loss(run_scenario: Callable[[Scenario], DrillResult]) -> None:
     result = run_scenario(TOTAL_LOSS)
     assert result.verdict == "pass", result.explain()

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from fixtures.hrana import HranaSession, Value
 
+# the builtin seed's checks and benchmark queries, shipped as package data (drill_app_checks=auto)
+BUILTIN_APP_CHECKS = Path(__file__).with_name("app_checks.toml")
+
 
 class AppChecksError(ValueError):
     pass

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", required=True, help="dump:PATH | catalog:s3://BUCKET[/PREFIX] | catalog:DIR")
     parser.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL for catalog:s3:// sources")
-    parser.add_argument("--checks", default="drills/app_checks.toml", help="application checks (TOML); '' for none")
+    parser.add_argument("--checks", default="layers/app_checks.toml", help="application checks (TOML); '' for none")
     parser.add_argument("--backend", choices=("process", "container"), default="process")
     parser.add_argument("--out", default="", help="write the result as JSON here")
     args = parser.parse_args(argv)

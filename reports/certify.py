@@ -5,7 +5,8 @@ passed; a layer with no drill is "not certified" and says so. Written as JSON an
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from reports.frame import latest_per_key
+from reports.manifest import RunManifest, expected_cases
 from reports.result import Objectives, judge
 
 LAYERS = {1: "automated backups", 2: "point-in-time recovery (PITR)", 3: "verification", 4: "offsite copies"}
@@ -60,6 +62,8 @@ class Certificate:
     history: str
     layers: list[LayerVerdict]
     scenarios: list[ScenarioOutcome]
+    # every collected case (run manifest) that failed, crashed or never recorded a result, with why
+    cases_not_passed: list[str] = field(default_factory=list)
 
     @property
     def objectives_missed(self) -> bool:
@@ -67,7 +71,7 @@ class Certificate:
 
     @property
     def scenario_failed(self) -> bool:
-        return any(s.verdict != "pass" for s in self.scenarios)
+        return any(s.verdict != "pass" for s in self.scenarios) or bool(self.cases_not_passed)
 
     def exit_code(self, *, strict: bool = False) -> int:
         """1 when an objective was missed or a scenario failed (or, strict, when anything is not certified)."""
@@ -96,7 +100,7 @@ class Certificate:
             "",
         ]
         if self.reasons:
-            lines += ["## Why not certified", "", *[f"- {r}" for r in self.reasons], ""]
+            lines += ["## Why not certified", "", *[f"- {_cell(r)}" for r in self.reasons], ""]
         lines += ["## Layers", "", "| layer | verdict | reason |", "|---|---|---|"]
         lines += [f"| {v.layer} {v.name} | {v.verdict} | {_cell(v.reason)} |" for v in self.layers]
         lines += ["", "## Scenarios", "",
@@ -121,6 +125,10 @@ class Certificate:
         as_json.write_text(self.to_json() + "\n")
         as_md.write_text(self.to_markdown())
         return as_json, as_md
+
+
+def _when(value: Any) -> str:
+    return "" if pd.isna(value) else value.isoformat()
 
 
 def _cell(text: str) -> str:
@@ -153,10 +161,32 @@ def _layer_verdict(layer: int, run: pd.DataFrame, outcomes: list[ScenarioOutcome
     return LayerVerdict(layer, LAYERS[layer], CERTIFIED, f"{len(covering)} drill(s) passed", names)
 
 
-def certify(frame: pd.DataFrame, run_ids: list[str], *, history: str = "", now: datetime | None = None) -> Certificate:
-    """Certify the newest result of each scenario+backend+scale among the given runs."""
+def cases_not_passed(frame: pd.DataFrame, manifests: Iterable[RunManifest], run_ids: list[str]) -> list[str]:
+    """Each case the runs collected whose results (in the newest run that collected it) are missing, or
+    not all passing: named with its scenario, backend and why."""
+    out = []
+    for case_id, (run_id, case) in expected_cases(manifests, run_ids).items():
+        rows = frame[(frame["run_id"] == run_id) & (frame["case"] == case_id)]
+        label = f"{case_id} ({case.scenario or 'scenario chosen at run time'}, {case.backend or 'no backend'})"
+        if rows.empty:
+            out.append(f"{label}: collected in run {run_id} but never recorded a result (it crashed before "
+                       "the drill ran, or the run was cut short)")  # fmt: skip
+            continue
+        for _, row in rows[rows["verdict"] != "pass"].iterrows():
+            why = row["failures"][0] if len(row["failures"]) else row["verdict"]
+            out.append(f"{label}: {str(row['verdict']).upper()} in run {run_id}: {why}")
+    return out
+
+
+def certify(
+    frame: pd.DataFrame, run_ids: list[str], *, history: str = "", now: datetime | None = None,
+    manifests: Iterable[RunManifest] = (),
+) -> Certificate:  # fmt: skip
+    """Certify the newest result of each scenario+backend+scale among the given runs, and (where the runs
+    left a manifest) that every case they collected recorded passing results."""
     selected = frame[frame["run_id"].isin(run_ids)]
-    if selected.empty:
+    not_passed = cases_not_passed(frame, manifests, run_ids)
+    if selected.empty and not not_passed:
         raise ValueError(f"no drill results for run(s) {', '.join(run_ids) or '(none)'}: run `pytest drills` first")
     run = latest_per_key(selected)
     outcomes = [_outcome(row) for _, row in run.iterrows()]
@@ -164,6 +194,7 @@ def certify(frame: pd.DataFrame, run_ids: list[str], *, history: str = "", now: 
     layers = [_layer_verdict(n, run, outcomes, label) for n in LAYERS]
     reasons = [f"layer {v.layer} ({v.name}): {v.reason}" for v in layers if v.verdict != CERTIFIED]
     reasons += [f"{o.label}: {m}" for o in outcomes for m in o.missed]
+    reasons += [f"case {c}" for c in not_passed]
     verdict = CERTIFIED if not reasons and all(o.verdict == "pass" for o in outcomes) else NOT_CERTIFIED
 
     def distinct(column: str) -> list[str]:
@@ -171,8 +202,8 @@ def certify(frame: pd.DataFrame, run_ids: list[str], *, history: str = "", now: 
 
     return Certificate(
         verdict=verdict, reasons=reasons, run_ids=list(run_ids),
-        started=selected["started_at"].min().isoformat(), finished=selected["started_at"].max().isoformat(),
+        started=_when(selected["started_at"].min()), finished=_when(selected["started_at"].max()),
         issued_at=(now or datetime.now(UTC)).isoformat(), sqld_versions=distinct("sqld_version"),
         backends=distinct("backend"), images=distinct("image"), commits=distinct("commit"), history=history,
-        layers=layers, scenarios=outcomes,
+        layers=layers, scenarios=outcomes, cases_not_passed=not_passed,
     )  # fmt: skip

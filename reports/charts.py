@@ -41,22 +41,27 @@ def _empty(ax: Axes, what: str) -> None:
 
 def _over_time(frame: pd.DataFrame, metric: str, objective: str, title: str, ylabel: str) -> Figure:
     """One line per scenario+backend+scale, the objective as a dashed step line in the scenario's colour,
-    failed results circled in red."""
+    failed results circled in red; crashed drills (verdict error, nothing measured) as red crosses on the
+    time axis, off the line."""
     fig, ax = plt.subplots(figsize=(11, 5), dpi=DPI)
     if frame.empty:
         _empty(ax, "drill results")
     colors = _colors(frame)
     for (scenario, backend, scale), group in frame.groupby(list(KEY), sort=True):
         color = colors[str(scenario)]
-        ax.plot(group["started_at"], group[metric], marker=MARKERS.get(str(backend), "^"), color=color,
+        judged, crashed = group[group["verdict"] != "error"], group[group["verdict"] == "error"]
+        ax.plot(judged["started_at"], judged[metric], marker=MARKERS.get(str(backend), "^"), color=color,
                 label=f"{scenario} [{backend}, {scale}]", linewidth=1.2, markersize=5)  # fmt: skip
-        failed = group[group["verdict"] != "pass"]
+        failed = judged[judged["verdict"] != "pass"]
         ax.scatter(failed["started_at"], failed[metric], s=140, facecolors="none", edgecolors="red", linewidths=1.5)
+        ax.scatter(crashed["started_at"], [0.0] * len(crashed), s=90, marker="x", color="red", linewidths=2)
     for scenario, group in frame.groupby("scenario", sort=True):
         ax.step(group["started_at"], group[objective], where="post", linestyle="--", color=colors[str(scenario)],
                 linewidth=1, alpha=0.8, label=f"{scenario} objective")  # fmt: skip
     if not frame.empty:
         ax.scatter([], [], s=140, facecolors="none", edgecolors="red", label="failed drill")
+        if (frame["verdict"] == "error").any():
+            ax.scatter([], [], s=90, marker="x", color="red", linewidths=2, label="crashed drill (error)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         ax.set_ylim(bottom=0)
     ax.set_title(title)
@@ -83,7 +88,8 @@ def rto_phases(frame: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(11, max(3.0, 0.45 * len(latest) + 1.5)), dpi=DPI)
     if latest.empty:
         _empty(ax, "drill results")
-    labels = [f"{r.scenario} [{r.backend}, {r.scale}]" for r in latest.itertuples()]
+    labels = [f"{r.scenario} [{r.backend}, {r.scale}]" + (" CRASHED" if r.verdict == "error" else "")
+              for r in latest.itertuples()]  # fmt: skip
     left = pd.Series(0.0, index=latest.index)
     for phase, column, color in zip(PHASES, PHASE_COLUMNS, PHASE_COLORS, strict=True):
         ax.barh(labels, latest[column], left=left, color=color, label=phase)

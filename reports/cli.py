@@ -15,12 +15,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fixtures.config import ConfigError
+from fixtures.config import ConfigError, parse_thresholds
 from reports.audit import audit
 from reports.certify import certify
 from reports.frame import HistoryFormatError
-from reports.regression import DEFAULT_WINDOW, parse_thresholds
-from reports.render import load_frame, render_report, resolve_runs
+from reports.regression import DEFAULT_WINDOW
+from reports.render import load_history, render_report, resolve_runs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        frame, uri = load_frame(args.history, base=Path.cwd())
-        run_ids = resolve_runs(frame, args.run)
+        loaded = load_history(args.history, base=Path.cwd(), manifests_suffice=args.command == "certify")
+        frame, uri = loaded.frame, loaded.uri
+        run_ids = resolve_runs(frame, args.run, loaded.manifests)
         if args.command == "render":
             rendered = render_report(frame, run_ids, args.out, thresholds=parse_thresholds(args.compare_fail),
                                      history=uri, window=args.window)  # fmt: skip
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"REGRESSION {regression.describe()}", file=sys.stderr)
             return 1 if rendered.regressions else 0
         if args.command == "certify":
-            certificate = certify(frame, run_ids, history=uri)
+            certificate = certify(frame, run_ids, history=uri, manifests=loaded.manifests)
             for path in certificate.write(args.out):
                 print(f"wrote {path}")
             print(f"{certificate.verdict.upper()}" + "".join(f"\n  {r}" for r in certificate.reasons))

@@ -9,12 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+from reports.manifest import split_records
 from reports.result import PHASES
 
 REQUIRED = ("run_id", "scenario", "started_at", "backend", "phases", "rto_seconds", "rpo_seconds", "objectives")
 PHASE_COLUMNS = tuple(f"{p}_seconds" for p in PHASES)
 KEY = ("scenario", "backend", "scale")  # results comparable over time
-METRICS = ("rto_seconds", "rpo_seconds", "rpo_writes", "rpo_rows", *PHASE_COLUMNS)
 
 
 class HistoryFormatError(ValueError):
@@ -34,6 +34,7 @@ def _row(index: int, raw: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "run_id": raw["run_id"],
         "drill": raw.get("drill", ""),
+        "case": raw.get("case") or raw.get("drill", ""),
         "scenario": raw["scenario"],
         "layers": str(raw.get("layers", "")),
         "started_at": raw["started_at"],
@@ -53,6 +54,8 @@ def _row(index: int, raw: dict[str, Any]) -> dict[str, Any]:
         "objective_rpo_seconds": float(objectives.get("rpo_seconds", float("nan"))),
         "objective_rpo_writes": objectives.get("rpo_writes"),
         "verdict": raw.get("verdict") or ("fail" if failures else "pass"),
+        "error": raw.get("error"),
+        "backend_fallback": str(raw.get("backend_fallback") or ""),
         "failures": failures,
         "checks": list(raw.get("checks") or []),
         "details": dict(raw.get("details") or {}),
@@ -66,12 +69,13 @@ COLUMNS = tuple(_row(0, {f: {} if f in ("phases", "objectives") else 0 for f in 
 
 
 def to_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per drill result, oldest first; `started_at` as UTC timestamps; `restore_mb_per_s` derived."""
-    rows = [_row(i, r) for i, r in enumerate(records)]
+    """One row per drill result (run manifests are left out), oldest first; `started_at` as UTC timestamps;
+    `restore_mb_per_s` derived."""
+    rows = [_row(i, r) for i, r in enumerate(split_records(records)[0])]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True, format="ISO8601")
     restore = frame["restore_seconds"].astype(float)
-    frame["restore_mb_per_s"] = (frame["db_bytes"] / 1e6 / restore).where(restore > 0)
+    frame["restore_mb_per_s"] = (frame["db_bytes"] / 1e6 / restore).where((restore > 0) & (frame["verdict"] != "error"))
     frame["layer_set"] = frame["layers"].map(layer_numbers)
     return frame.sort_values("started_at", kind="stable").reset_index(drop=True)
 

@@ -3,7 +3,8 @@ file:PATH            one JSON document per line; appends are single locked write
                      pytest workers never interleave or half-write a record
 s3://BUCKET/PREFIX   one object per record (append-only by construction); endpoint and credentials from
                      DRILL_HISTORY_S3_ENDPOINT / DRILL_HISTORY_S3_ACCESS_KEY_ID / ..._SECRET_ACCESS_KEY
-                     (or the AWS_* variables), so ephemeral CI runners keep a trend."""
+                     (or the AWS_* variables), so ephemeral CI runners keep a trend.
+tests/test_history_contract.py runs one contract suite against both."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fixtures.config import ConfigError
+from fixtures.s3 import s3_client
 
 
 class History(ABC):
@@ -106,19 +108,17 @@ class S3History(History):
 
 def open_history(uri: str, *, base: Path | None = None) -> History:
     parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        path = Path(uri[len("file:") :].removeprefix("//"))
+    location = uri[len("file:") :].removeprefix("//")
+    if parsed.scheme == "file" and location:
+        path = Path(location)
         return FileHistory(path if path.is_absolute() or base is None else base / path)
     if parsed.scheme == "s3" and parsed.netloc:
-        import boto3
-
         env = os.environ.get
-        client = boto3.client(
-            "s3",
-            endpoint_url=env("DRILL_HISTORY_S3_ENDPOINT") or None,
-            aws_access_key_id=env("DRILL_HISTORY_S3_ACCESS_KEY_ID") or env("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=env("DRILL_HISTORY_S3_SECRET_ACCESS_KEY") or env("AWS_SECRET_ACCESS_KEY"),
-            region_name=env("AWS_DEFAULT_REGION") or "us-east-1",
+        client = s3_client(
+            env("DRILL_HISTORY_S3_ENDPOINT") or None,
+            env("DRILL_HISTORY_S3_ACCESS_KEY_ID") or env("AWS_ACCESS_KEY_ID"),
+            env("DRILL_HISTORY_S3_SECRET_ACCESS_KEY") or env("AWS_SECRET_ACCESS_KEY"),
+            env("AWS_DEFAULT_REGION") or "us-east-1",
         )
         return S3History(parsed.netloc, parsed.path, client)
     raise ConfigError(

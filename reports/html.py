@@ -16,7 +16,7 @@ table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
 td.pass { background: #e3f5e1; color: #1d5e1a; font-weight: 600; }
-td.fail { background: #fbe3e3; color: #8a1414; font-weight: 600; }
+td.fail, td.error { background: #fbe3e3; color: #8a1414; font-weight: 600; }
 td.not-checkable { background: #f5f1dc; color: #6b5d12; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from fixtures.config import DrillConfig
+from fixtures.config import DrillConfig, Threshold
 from reports.audit import audit
 from reports.charts import write_charts
 from reports.frame import HistoryFormatError, latest_run_ids, select_runs, to_frame
 from reports.history import History, open_history
 from reports.html import write_html
+from reports.manifest import RunManifest, split_records
 from reports.markdown import write_markdown
-from reports.regression import DEFAULT_WINDOW, Regression, Threshold, find_regressions, parse_thresholds
+from reports.regression import DEFAULT_WINDOW, Regression, find_regressions
 from reports.tables import report_data
 
 
@@ -29,23 +30,39 @@ class Rendered:
     regressions: list[Regression]
 
 
-def load_frame(uri: str, base: Path | None = None) -> tuple[pd.DataFrame, str]:
-    """The history at `uri` as a frame; an empty history is an error naming the fix."""
+@dataclass(frozen=True)
+class LoadedHistory:
+    frame: pd.DataFrame  # the drill results
+    manifests: list[RunManifest]  # what each run collected
+    uri: str
+
+
+def load_history(uri: str, base: Path | None = None, *, manifests_suffice: bool = False) -> LoadedHistory:
+    """The history at `uri`; one without drill results (`manifests_suffice`: nor run manifests) is an error
+    naming the fix."""
     history = open_history(uri, base=base)
-    frame = to_frame(history.load())
-    if frame.empty:
+    records = history.load()
+    frame = to_frame(records)
+    manifests = split_records(records)[1]
+    if frame.empty and not (manifests_suffice and manifests):
         raise HistoryFormatError(f"history {history.uri} holds no drill results: run `pytest drills` first "
                                  "or point --history at the drills' history (drill_history)")  # fmt: skip
-    return frame, history.uri
+    return LoadedHistory(frame, manifests, history.uri)
 
 
-def resolve_runs(frame: pd.DataFrame, runs: Sequence[str]) -> list[str]:
-    """'latest' (default) = the newest run; 'all' = every run (each scenario's newest result); else run ids."""
+def resolve_runs(frame: pd.DataFrame, runs: Sequence[str], manifests: Sequence[RunManifest] = ()) -> list[str]:
+    """'latest' (default) = the newest run (a run that collected drills but recorded none counts: its
+    manifest is newer); 'all' = every run (each scenario's newest result); else run ids."""
     if not runs or list(runs) == ["latest"]:
+        newest = max(manifests, key=lambda m: m.created_at, default=None)
+        if newest is not None and (frame.empty or pd.Timestamp(newest.created_at) > frame["started_at"].max()):
+            return [newest.run_id]
         return latest_run_ids(frame)
     if list(runs) == ["all"]:
-        return list(dict.fromkeys(frame["run_id"]))
-    return list(select_runs(frame, runs)["run_id"].drop_duplicates())
+        return list(dict.fromkeys([*frame["run_id"], *(m.run_id for m in manifests)]))
+    only_collected = [r for r in runs if r in {m.run_id for m in manifests} and r not in set(frame["run_id"])]
+    return [*select_runs(frame, [r for r in runs if r not in only_collected])["run_id"].drop_duplicates(),
+            *only_collected]  # fmt: skip
 
 
 def render_report(
@@ -75,7 +92,7 @@ def session_report(run_ids: list[str], history: History, config: DrillConfig, ro
     if not config.report and not config.compare_fail:
         return SessionReport([], [])
     frame = to_frame(history.load())
-    thresholds = parse_thresholds(config.compare_fail)
+    thresholds = config.compare_fail
     lines = []
     if config.report:
         rendered = render_report(frame, run_ids, root / config.report, thresholds=thresholds, history=history.uri,
@@ -87,6 +104,6 @@ def session_report(run_ids: list[str], history: History, config: DrillConfig, ro
     else:
         found = find_regressions(frame, run_ids, thresholds)
     if found:
-        lines.append(f"drill results regressed ({', '.join(config.compare_fail)}):")
+        lines.append(f"drill results regressed ({', '.join(t.spec for t in thresholds)}):")
         lines += [f"  {r.describe()}" for r in found]
     return SessionReport(lines, found)

@@ -6,7 +6,21 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from reports.manifest import RESULT_KIND
+
 PHASES = ("detect", "provision", "restore", "verify")
+
+
+@dataclass(frozen=True)
+class DrillError:
+    """What crashed a drill: the step it was in, and the exception (secrets redacted)."""
+
+    phase: str  # arm, warm-up, prepare, baseline, damage, detect, recover, verify
+    type: str
+    message: str
+
+    def describe(self) -> str:
+        return f"crashed in {self.phase}: {self.type}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -51,25 +65,34 @@ class DrillResult:
     details: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
     commit: dict[str, Any] = field(default_factory=dict)
+    case: str = ""  # the pytest case id (a property drill records several results under one case)
+    error: DrillError | None = None  # set when the drill crashed before it could be judged
+    backend_fallback: str = ""  # why drill_backend=auto ran this drill on another backend than container
 
     @property
     def verdict(self) -> str:
+        if self.error is not None:
+            return "error"
         return "fail" if self.failures else "pass"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "verdict": self.verdict}
+        return {**asdict(self), "kind": RESULT_KIND, "verdict": self.verdict}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DrillResult:
-        data = {k: v for k, v in raw.items() if k != "verdict"}
+        data = {k: v for k, v in raw.items() if k not in ("verdict", "kind")}
         data["objectives"] = Objectives(**data["objectives"])
+        if data.get("error") is not None:
+            data["error"] = DrillError(**data["error"])
         return cls(**data)
 
     def explain(self) -> str:
         lines = [f"{self.scenario} on {self.backend}: {self.verdict.upper()}"]
+        if self.backend_fallback:
+            lines.append(f"  backend: {self.backend_fallback}")
         lines += [f"  - {f}" for f in self.failures]
         lines.append(
             f"  RPO {self.rpo_writes} writes / {self.rpo_seconds:.2f}s (objective {self.objectives.rpo_seconds:g}s)"

@@ -36,4 +36,5 @@ def summary_lines(results: list[DrillResult]) -> list[str]:
     lines = text_table(header, rows)
     for r in results:
         lines += [f"{r.scenario} [{r.backend}]: {f}" for f in r.failures]
+    lines += [f"backend: {note}" for note in dict.fromkeys(r.backend_fallback for r in results if r.backend_fallback)]
     return lines

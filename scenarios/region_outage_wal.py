@@ -81,7 +81,7 @@ def _from_layer2(drill: Drill, offsite: S3Store, keys: Keyring) -> tuple[SqldSer
     """Decrypt layer 2's offsite objects into a scratch bucket and start a fresh bottomless sqld on it
     (empty data dir: it restores the newest generation). (None, why) when that fails."""
     scratch = _scratch_region(drill)
-    bucket = scratch.new_bucket(drill.session.run_id[-6:] + drill.backend[0], "layer2-restore")
+    bucket = scratch.new_bucket(drill.session.tag + drill.backend[0], "layer2-restore")
     try:
         got = restore_objects(offsite, keys, S3Store(scratch.client(), bucket))
     except TamperedObject as exc:
@@ -108,6 +108,20 @@ def _bounded_by_offsite_interval(drill: Drill, rpo_with_wal: float | None) -> Ch
                  f"+ longest cycle {drill.offsite.cycle_seconds_max:.2f} + batch {config.pitr_batch_interval} + 1")  # fmt: skip
 
 
+def _from_layer1(
+    drill: Drill, source: OffsiteSource, watch: Stopwatch
+) -> tuple[SqldServer | None, Verification | None, dict[str, Any]]:
+    """The newest offsite layer-1 backup that passes the gate, serving, and what layer 3 found in it (a page
+    file's check before it served; a dump's over Hrana): (server, verification, details); None, None on none."""
+    try:
+        won = drill.restore([source], watch.mark, role="eu-west")
+    except NoUsableBackup as exc:
+        return None, None, {"offsite_backup_id": None, "offsite_restore_error": str(exc)}
+    details = {"offsite_backup_id": won.entry.id, "offsite_backup_taken_at": won.entry.created_at,
+               "offsite_backup_format": won.entry.format, "offsite_refused": won.refused_pairs}  # fmt: skip
+    return won.server, won.verification or _check(won.server.http_url, drill), details
+
+
 def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     assert drill.offsite is not None and isinstance(drill.offsite.offsite, S3Store)
     east, west = drill.primary_region, drill.offsite_region
@@ -118,19 +132,8 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     # (b) layer 2 from its offsite copies
     wal_server, wal = _from_layer2(drill, offsite, keys)
     watch.mark("restore")
-    # (a) the newest sound offsite layer-1 backup
-    backup_server: SqldServer | None = None
-    v_backup: Verification | None = None
-    try:
-        won = drill.restore([OffsiteSource(offsite, keys)], watch.mark, role="eu-west")
-        backup_server, v_backup = won.server, won.verification  # a file was verified before it served
-        backup: dict[str, Any] = {"offsite_backup_id": won.entry.id, "offsite_backup_taken_at": won.entry.created_at,
-                                  "offsite_backup_format": won.entry.format, "offsite_refused": won.refused_pairs}  # fmt: skip
-    except NoUsableBackup as exc:
-        backup = {"offsite_backup_id": None, "offsite_restore_error": str(exc)}
-    # which is newer: compare what each holds against the ledger
-    if backup_server is not None and v_backup is None:
-        v_backup = _check(backup_server.http_url, drill)
+    # (a) the newest sound offsite layer-1 backup; then which is newer, against the ledger
+    backup_server, v_backup, backup = _from_layer1(drill, OffsiteSource(offsite, keys), watch)
     v_wal = _check(wal_server.http_url, drill) if wal_server else None
     sound = [(v.loss.cut, name, v) for name, v in (("layer2", v_wal), ("layer1", v_backup)) if v is not None and v.ok]
     winner = max(sound, key=lambda c: (c[0], c[1] == "layer2"))[1] if sound else "none"

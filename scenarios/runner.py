@@ -1,101 +1,172 @@
 """The flow of every drill: arm, warm up, damage (recorded instant), detect, recover, verify (layer 3),
-measure RPO against the ledger and RTO by phase, judge against the objectives, record."""
+measure RPO against the ledger and RTO by phase, judge against the objectives, record. A drill that
+crashes in any step is recorded too, with verdict `error` and the step it reached."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from fixtures.drill import Drill
+from fixtures.session import DrillSetupError
 from layers.appchecks import benchmark
-from layers.verify import AppExpectations, Check, verify
+from layers.verify import AppExpectations, Check, Verification, verify
 from reports.machine import commit_info, machine_info
-from reports.result import DrillResult, judge
+from reports.redact import redact
+from reports.result import DrillError, DrillResult, Objectives, judge
 from reports.stopwatch import Stopwatch
 from scenarios.base import Scenario
 
 
+class DrillCrashed(RuntimeError):
+    """A drill step raised; `result` is the `error` record already in the history (the cause is chained)."""
+
+    def __init__(self, result: DrillResult) -> None:
+        assert result.error is not None
+        super().__init__(f"{result.scenario} on {result.backend} {result.error.describe()}")
+        self.result = result
+
+
+@dataclass
+class Progress:
+    """How far a drill got: the step it is in, and its clocks once the damage is done."""
+
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    phase: str = "arm"
+    failure_at: float | None = None  # wall clock of the damage
+    watch: Stopwatch | None = None
+
+
 def run_drill(drill: Drill, scenario: Scenario) -> DrillResult:
+    """Run the scenario and record its result; a crash is recorded as an `error` result, then raised as
+    DrillCrashed (chained to the exception). A DrillSetupError (the run's configuration cannot work, e.g.
+    an endpoint that does not answer) stops the whole run instead, before anything is recorded; the run's
+    manifest still names every case it left without a result."""
+    progress = Progress()
+    try:
+        result = _execute(drill, scenario, progress)
+    except DrillSetupError:
+        raise
+    except Exception as exc:
+        crashed = _crashed_result(drill, scenario, progress, exc)
+        drill.session.record(crashed)
+        raise DrillCrashed(crashed) from exc
+    drill.session.record(result)
+    return result
+
+
+def _execute(drill: Drill, scenario: Scenario, progress: Progress) -> DrillResult:
     config = drill.config
-    objectives = scenario.objectives.override(dict(config.objectives.get(scenario.name, {})))
-    started_at = datetime.now(UTC).isoformat()
     scenario.arm(drill)
+    progress.phase = "warm-up"
     drill.warm_up()
     if scenario.prepare is not None:
+        progress.phase = "prepare"
         scenario.prepare(drill)
-
+    progress.phase = "baseline"
     app = drill.app_checks
-    assert drill.primary is not None
-    baseline = benchmark(drill.primary.http_url, app.benchmark, config.benchmark_repeat, headers=drill.target_headers)
+    baseline = benchmark(drill.serving().http_url, app.benchmark, config.benchmark_repeat, headers=drill.target_headers)
 
-    failure_at = time.time()
-    watch = Stopwatch()
+    progress.phase, progress.failure_at = "damage", time.time()
+    watch = progress.watch = Stopwatch()
     scenario.damage(drill)
+    progress.phase = "detect"
     watch.mark("detect", scenario.detect(drill))
     drill.stop_traffic()
+    progress.phase = "recover"
     details = scenario.recover(drill, watch)
 
-    assert drill.primary is not None
+    progress.phase = "verify"
     expectations = AppExpectations(app, baseline, config.benchmark_repeat, config.benchmark_max_slowdown)
-    served = drill.recovered  # a file verified before it served: only what needs the server is checked now
     verification = verify(
-        drill.primary.http_url,
+        drill.serving().http_url,
         tables=drill.seed.verified,
         base=drill.seed.tables,
         writes=drill.ledger.writes,
         app=expectations,
         headers=drill.target_headers,
-        checked_file=served.verification if served is not None and served.server is drill.primary else None,
+        checked_file=drill.served_file(),  # a file verified before it served: only what needs the server now
     )
     watch.mark("verify")
+    return _judged_result(drill, scenario, progress, verification, details)
 
+
+def _objectives(drill: Drill, scenario: Scenario) -> Objectives:
+    return scenario.objectives.override(dict(drill.config.objectives.get(scenario.name, {})))
+
+
+def _checks(drill: Drill, verification: Verification, details: dict[str, Any]) -> list[Check]:
     checks = list(verification.checks)
     checks += details.pop("checks", [])  # a scenario's own Checks (e.g. which regions its recovery read)
     if drill.scheduler is not None:
         successes = sum(1 for e in drill.notifications.events() if e.layer == 1 and e.kind == "success")
         checks.append(Check("layer1_notified", successes > 0, f"{successes} success notification(s)"))
+    return checks
+
+
+def _judged_result(
+    drill: Drill, scenario: Scenario, progress: Progress, verification: Verification, details: dict[str, Any]
+) -> DrillResult:
+    assert progress.watch is not None and progress.failure_at is not None
+    watch, objectives = progress.watch, _objectives(drill, scenario)
+    checks = _checks(drill, verification, details)
     loss = verification.loss
-    rpo_seconds = loss.rpo_seconds(failure_at)
-    failures = judge(
-        objectives,
-        rto=watch.total,
-        rpo_seconds=rpo_seconds,
-        rpo_writes=len(loss.lost),
-        check_failures=[f"{c.name}: {c.detail}" for c in checks if not c.ok],
-    )
-    writes = drill.ledger.writes
-    recorded = {k: v for k, v in drill.details.items() if k != "sqld_version"}
+    rpo_seconds = loss.rpo_seconds(progress.failure_at)
+    failures = judge(objectives, rto=watch.total, rpo_seconds=rpo_seconds, rpo_writes=len(loss.lost),
+                     check_failures=[f"{c.name}: {c.detail}" for c in checks if not c.ok])  # fmt: skip
+    recorded = _recorded_details(drill, progress)
     recorded.update(details)
-    recorded.update(
-        recovery_cut_write=loss.cut,
-        row_counts=dict(verification.counts),
-        failure_at=datetime.fromtimestamp(failure_at, UTC).isoformat(),
-        artifacts=str(drill.artifacts),
-    )
-    result = DrillResult(
-        run_id=drill.session.run_id,
-        drill=drill.name,
-        scenario=scenario.name,
-        layers=scenario.layer_label,
-        started_at=started_at,
-        backend=drill.backend,
-        image=drill.session.image.ref if drill.backend == "container" else "",
-        sqld_version=str(drill.details.get("sqld_version", "")),
-        scale=config.scale.label if drill.seed.source == "builtin" else drill.seed.scale,  # seed:FILE on your own seed
-        db_bytes=drill.seed.bytes,
-        phases=dict(watch.phases),
-        rto_seconds=watch.total,
-        rpo_writes=len(loss.lost),
-        rpo_rows=loss.lost_rows,
-        rpo_seconds=rpo_seconds,
-        acked_writes=sum(1 for w in writes if not w.in_doubt),
-        in_doubt_writes=sum(1 for w in writes if w.in_doubt),
-        objectives=objectives,
+    recorded.update(recovery_cut_write=loss.cut, row_counts=dict(verification.counts))
+    return DrillResult(
+        **_identity(drill, scenario, progress),
+        phases=dict(watch.phases), rto_seconds=watch.total,
+        rpo_writes=len(loss.lost), rpo_rows=loss.lost_rows, rpo_seconds=rpo_seconds,
+        **_write_counts(drill), objectives=objectives,
         checks=[{"name": c.name, "ok": c.ok, "detail": c.detail, "seconds": round(c.seconds, 4)} for c in checks],
-        failures=failures,
-        details=recorded,
-        machine=machine_info(),
-        commit=commit_info(),
-    )
-    drill.session.record(result)
-    return result
+        failures=failures, details=recorded,
+    )  # fmt: skip
+
+
+def _crashed_result(drill: Drill, scenario: Scenario, progress: Progress, exc: Exception) -> DrillResult:
+    """The `error` record of a drill that raised: where it got to, what it raised, nothing judged."""
+    error = DrillError(phase=progress.phase, type=type(exc).__name__, message=redact(str(exc))[:2000])
+    watch = progress.watch
+    return DrillResult(
+        **_identity(drill, scenario, progress),
+        phases=dict(watch.phases) if watch else {}, rto_seconds=watch.total if watch else 0.0,
+        rpo_writes=0, rpo_rows=0, rpo_seconds=0.0, **_write_counts(drill),
+        objectives=_objectives(drill, scenario), checks=[], failures=[error.describe()],
+        details=_recorded_details(drill, progress), error=error,
+    )  # fmt: skip
+
+
+def _identity(drill: Drill, scenario: Scenario, progress: Progress) -> dict[str, Any]:
+    """What every record of the drill carries, judged or crashed: which drill, where, on what."""
+    session = drill.session
+    return {
+        "run_id": session.run_id, "drill": drill.name, "case": drill.case, "scenario": scenario.name,
+        "layers": scenario.layer_label, "started_at": progress.started_at, "backend": drill.backend,
+        "image": session.image.ref if drill.backend == "container" else "",
+        "sqld_version": str(drill.details.get("sqld_version", "")),
+        "scale": drill.config.scale.label if drill.seed.source == "builtin" else drill.seed.scale,
+        "db_bytes": drill.seed.bytes, "machine": machine_info(), "commit": commit_info(),
+        "backend_fallback": session.backend_fallback if drill.backend != "container" else "",
+    }  # fmt: skip
+
+
+def _write_counts(drill: Drill) -> dict[str, Any]:
+    writes = drill.ledger.writes
+    return {
+        "acked_writes": sum(1 for w in writes if not w.in_doubt),
+        "in_doubt_writes": sum(1 for w in writes if w.in_doubt),
+    }
+
+
+def _recorded_details(drill: Drill, progress: Progress) -> dict[str, Any]:
+    recorded: dict[str, Any] = {k: v for k, v in drill.details.items() if k != "sqld_version"}
+    if progress.failure_at is not None:
+        recorded["failure_at"] = datetime.fromtimestamp(progress.failure_at, UTC).isoformat()
+    recorded["artifacts"] = str(drill.artifacts)
+    return recorded

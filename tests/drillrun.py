@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class DrillRun:
     returncode: int
     output: str
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]]  # the drill results the run appended
+    manifests: list[dict[str, Any]]  # the run manifests it appended (what it collected)
 
 
 def run_pytest(args: list[str], tmp: Path, *, env: dict[str, str] | None = None, timeout: float = 600) -> DrillRun:
@@ -28,4 +29,5 @@ def run_pytest(args: list[str], tmp: Path, *, env: dict[str, str] | None = None,
         cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     records = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
-    return DrillRun(done.returncode, done.stdout + done.stderr, records)
+    results = [r for r in records if r.get("kind") != "manifest"]
+    return DrillRun(done.returncode, done.stdout + done.stderr, results, [r for r in records if r not in results])

@@ -120,7 +120,33 @@ def _table_corruption_restore_damaged_copy() -> None:
         tc.SCENARIOS[name] = dataclasses.replace(scenario, recover=recover)
 
 
+def _total_loss_recover_crashes() -> None:
+    """The restore tool crashes after the fresh server is up, quoting a credential in its message."""
+    import dataclasses
+
+    import scenarios.total_loss as total_loss
+
+    def crash(drill: Any, watch: Any) -> dict[str, Any]:
+        drill.new_server("restored").start()
+        watch.mark("provision")
+        raise RuntimeError(f"restore tool crashed; its S3 secret was {os.environ.get('DRILL_SABOTAGE_SECRET', '')}")
+
+    total_loss.TOTAL_LOSS = dataclasses.replace(total_loss.TOTAL_LOSS, recover=crash)
+
+
+def _drill_setup_crashes() -> None:
+    """The drill cannot even be set up (its fixture raises): no scenario step runs, no result is recorded."""
+    from fixtures.drill import Drill
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("sabotage: the drill's resources cannot be set up")
+
+    Drill.__init__ = refuse  # type: ignore[method-assign]
+
+
 SABOTAGE: dict[str, Callable[[], None]] = {
+    "total-loss-recover-crashes": _total_loss_recover_crashes,
+    "drill-setup-crashes": _drill_setup_crashes,
     "total-loss-restore-noop": _restore_noop,
     "total-loss-page-checksum-mismatch": _page_checksum_mismatch,
     "total-loss-page-corrupt-file": _page_corrupt_file,

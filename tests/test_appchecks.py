@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_shipped_checks_load() -> None:
-    checks = load_app_checks(ROOT / "drills" / "app_checks.toml")
+    checks = load_app_checks(ROOT / "layers" / "app_checks.toml")
     assert len(checks.checks) >= 5 and len(checks.benchmark) >= 2
     assert all(c.sql.strip().upper().startswith("SELECT") for c in checks.checks)
 

@@ -31,7 +31,7 @@ from layers.backup import (
 from layers.notify import JsonlNotifier
 from layers.policy import Policy
 from layers.store import LocalStore, S3Store
-from tests.conftest import SqldFactory, restore_catalog, seeded_process
+from tests.servers import SqldFactory, restore_catalog, seeded_process
 
 
 @pytest.fixture(scope="module")

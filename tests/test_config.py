@@ -11,6 +11,7 @@ from fixtures.config import (
     DrillConfig,
     Option,
     Scale,
+    Threshold,
     parse_backends,
     parse_objectives,
     parse_regions,
@@ -142,6 +143,18 @@ def test_parse_objectives() -> None:
         "pitr": {"rpo_writes": 0.0},
     }
     assert parse_objectives(["x.rto_seconds=1", "x.rto_seconds=2"]) == {"x": {"rto_seconds": 2.0}}  # last wins
+
+
+def test_compare_fail_is_parsed_once_into_thresholds() -> None:
+    config = DrillConfig.from_values({"compare_fail": ["rto_seconds:20%, restore_seconds:1.5", "rpo_seconds:5"]})
+    assert config.compare_fail == (
+        Threshold("rto_seconds", 0.2, True),
+        Threshold("restore_seconds", 1.5, False),
+        Threshold("rpo_seconds", 5.0, False),
+    )
+    assert [t.spec for t in config.compare_fail] == ["rto_seconds:20%", "restore_seconds:1.5", "rpo_seconds:5"]
+    with pytest.raises(ConfigError, match=r"^drill_compare_fail: regression threshold 'rto:fast' is not METRIC:LIMIT"):
+        DrillConfig.from_values({"compare_fail": ["rto_seconds:20%", "rto:fast"]})
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from fixtures.sqld import SqldServer
 from layers.backup import BACKUPS, BackupCatalog, CatalogEntry, NoUsableBackup, take_backup
 from layers.recovery import Gate
 from layers.store import LocalStore
-from tests.conftest import SqldFactory, restore_catalog
+from tests.servers import SqldFactory, restore_catalog
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The runner under network faults and crashes (fixtures/faultproxy.py between it and S3): transient faults
+"""The runner under network faults and crashes (tests/faultproxy.py between it and S3): transient faults
 are retried away (botocore's standard retry mode, s3transfer's download retries), persistent ones fail
 with a message naming what could not be read, a partial object is never catalogued, a server killed
 mid-restore or a runner killed mid-backup leaves the catalog whole, and a SIGKILL during heavy history
@@ -20,7 +20,6 @@ import pytest
 
 import fixtures.hrana
 from fixtures.config import Scale
-from fixtures.faultproxy import Fault, FaultProxy
 from fixtures.s3 import MOTO_CREDENTIALS, Region, S3Endpoint
 from fixtures.seed import SeedInfo, build_seed
 from fixtures.sqld import SqldServer
@@ -38,8 +37,9 @@ from layers.policy import Policy
 from layers.recovery import Gate, RestoreIncomplete, restore_first
 from layers.store import S3Store
 from reports.history import FileHistory
-from tests.conftest import SqldFactory, restore_catalog, seeded_process
 from tests.drillrun import ROOT
+from tests.faultproxy import Fault, FaultProxy
+from tests.servers import SqldFactory, restore_catalog, seeded_process
 from tests.test_backup import table_digests
 
 

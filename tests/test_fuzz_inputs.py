@@ -35,7 +35,7 @@ from layers.backup import (
     take_backup,
 )
 from layers.store import LocalStore
-from tests.conftest import _servers, restore_catalog
+from tests.servers import restore_catalog, sqld_servers
 from tests.test_backup import table_digests
 
 EXAMPLES = int(os.environ.get("DRILL_FUZZ_EXAMPLES", "40"))  # pure checks; those with servers run a sixth
@@ -234,7 +234,7 @@ class GoodBackup:
 def good_backup(tmp_path_factory: pytest.TempPathFactory, small_seed: SeedInfo) -> Iterator[GoodBackup]:
     """The bytes and catalog record of one real backup of the small seed."""
     store = LocalStore(tmp_path_factory.mktemp("good"))
-    with _servers("process", tmp_path_factory.mktemp("source")) as make:
+    with sqld_servers("process", tmp_path_factory.mktemp("source")) as make:
         server: SqldServer = make("source")
         install_seed(small_seed, server.db_file)
         server.start()
@@ -261,7 +261,7 @@ def test_bad_backup_objects_are_skipped_and_the_restore_falls_back(
             store.put_bytes(f"{CATALOG}{bad_id}.json", json.dumps(_good(bad_id, blob, newer)).encode())
             bad_ids.append(bad_id)
         before = {o.key: o.size for o in store.list()}
-        with _servers("process", Path(tmp) / "servers") as make:
+        with sqld_servers("process", Path(tmp) / "servers") as make:
             outcome = restore_catalog(BackupCatalog(store), make, Path(tmp) / "restore")
             target = outcome.server
             assert outcome.entry.id == record["id"]

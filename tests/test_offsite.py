@@ -41,7 +41,7 @@ from layers.policy import Policy
 from layers.recovery import Candidate, Gate, restore_first
 from layers.store import LocalStore, S3Store
 from scenarios.region_outage import FAULTS, OffsiteFault
-from tests.conftest import SqldFactory
+from tests.servers import SqldFactory
 
 KEY = OffsiteKey.generate()
 SMALL = 16  # bytes per chunk in format tests, so small objects span many chunks

@@ -3,10 +3,14 @@ started), and a run records machine and commit info with every result."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from fixtures.binary import sqld_binary
 from tests.drillrun import run_pytest
 
 BAD_SETTINGS = [
@@ -62,3 +66,37 @@ def test_ini_settings_apply_and_flags_win(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.output[-2000:]
     assert "test_total_loss[process]" in run.output
+
+
+def test_builtin_only_property_drill_skips_on_your_own_seed(tmp_path: Path) -> None:
+    """The property drill goes through run_scenario like every drill: on a user's own seed it skips with
+    the reason instead of crashing on the builtin schema's namespace."""
+    run = run_pytest(["drills/test_pitr_property.py", "--drill-backend=process",
+                      "--drill-seed=tests/fixtures_data/own_schema.sql", "-rs"], tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "1 skipped" in run.output and "damages tables of the built-in schema" in run.output
+    assert run.history == [] and len(run.manifests) == 1
+
+
+def test_the_plugin_is_an_entry_point_that_drills_a_foreign_repository(tmp_path: Path) -> None:
+    """Installed (setup installs this repository into the venv), the plugin loads from its `pytest11` entry
+    point in a folder that has no conftest.py and none of this repository's files."""
+    from importlib.metadata import entry_points
+
+    assert "fixtures.plugin" in {e.value for e in entry_points(group="pytest11")}
+    repo = tmp_path / "their-repo"
+    repo.mkdir()
+    (repo / "test_their_drill.py").write_text(
+        "import pytest\nfrom scenarios.total_loss import TOTAL_LOSS\n\n\n"
+        "@pytest.mark.drill(scenario='total-loss')\ndef test_total_loss(run_scenario):\n"
+        "    result = run_scenario(TOTAL_LOSS)\n    assert result.verdict == 'pass', result.explain()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_their_drill.py", "--drill-backend=process",
+         f"--drill-sqld-binary={sqld_binary()}", "--drill-backup-interval=1"],
+        cwd=repo, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout and "disaster-recovery drills" in done.stdout
+    records = [json.loads(line) for line in (repo / ".drills" / "history.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["manifest", "drill"] and records[1]["verdict"] == "pass"

@@ -22,7 +22,7 @@ from layers.offsite import OffsiteKey, OffsiteSource, copy_backup, keyring
 from layers.recovery import Gate, Layer1Source, restore_first
 from layers.snapshot import PageSnapshots, compress, decompress
 from layers.store import LocalStore, S3Store
-from tests.conftest import SqldFactory, seeded_process
+from tests.servers import SqldFactory, seeded_process
 from tests.test_backup import table_digests
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.config import parse_thresholds
 from reports.frame import to_frame
-from reports.regression import parse_thresholds
 from reports.render import render_report
 from tests import synthetic_history as synth
 

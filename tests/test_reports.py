@@ -17,14 +17,14 @@ import pytest
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from fixtures.config import ConfigError
+from fixtures.config import ConfigError, DrillConfig, parse_threshold, parse_thresholds
 from reports.audit import FAIL, PASS, UNCHECKABLE, AuditPolicy, audit
 from reports.certify import CERTIFIED, NOT_CERTIFIED, certify
 from reports.charts import rpo_over_time, rto_over_time, rto_phases, write_charts
 from reports.frame import HistoryFormatError, changes, latest_run_ids, to_frame
 from reports.history import FileHistory
-from reports.regression import DrillRegression, check_regressions, find_regressions, parse_threshold, parse_thresholds
-from reports.render import render_report
+from reports.regression import find_regressions
+from reports.render import render_report, session_report
 from reports.tables import changes_table
 from tests import synthetic_history as synth
 from tests.drillrun import ROOT, run_pytest
@@ -128,27 +128,34 @@ def test_threshold_specs_parse_like_benchmark_compare_fail() -> None:
             parse_threshold(bad)
 
 
-def test_every_regression_is_collected_and_raised_once() -> None:
+def test_every_regression_is_collected_and_reported_once(tmp_path: Path) -> None:
+    """Through session_report, as the pytest plugin reports drill_compare_fail at the end of a run."""
     base = synth.history(4)
     newest = [
         synth.result("total-loss", "process", 4, rto_factor=1.6),  # RTO +60%
         synth.result("region-outage", "container", 4, rto_factor=1.5, rpo_factor=3.0),  # RTO +50%, RPO +8s
         synth.result("row-deletion-rewind", "process", 4),  # unchanged
     ]
-    frame = frame_of(base + newest)
-    thresholds = parse_thresholds(["rto_seconds:20%", "rpo_seconds:5"])
-    found = find_regressions(frame, ["run04"], thresholds)
-    assert sorted((r.scenario, r.backend, r.threshold.metric) for r in found) == [
-        ("region-outage", "container", "rpo_seconds"),
-        ("region-outage", "container", "rto_seconds"),
-        ("total-loss", "process", "rto_seconds"),
+    history = FileHistory(tmp_path / "history.jsonl")
+    for record in synth.records(base + newest):
+        history.append(record)
+
+    def report(run_ids: list[str], *specs: str) -> tuple[list[str], list[str]]:
+        config = DrillConfig(compare_fail=parse_thresholds(specs))
+        outcome = session_report(run_ids, history, config, tmp_path)
+        return outcome.lines, sorted(f"{r.scenario} {r.backend} {r.threshold.metric}" for r in outcome.regressions)
+
+    lines, found = report(["run04"], "rto_seconds:20%", "rpo_seconds:5")
+    assert found == [
+        "region-outage container rpo_seconds",
+        "region-outage container rto_seconds",
+        "total-loss process rto_seconds",
     ]
-    with pytest.raises(DrillRegression) as caught:
-        check_regressions(frame, ["run04"], thresholds)
-    assert len(caught.value.regressions) == 3
-    assert str(caught.value).count("exceeds") == 3
-    check_regressions(frame, ["run04"], parse_thresholds(["rto_seconds:100%", "rpo_seconds:50"]))  # within limits
-    check_regressions(frame, ["run00"], thresholds)  # a first result has no baseline
+    assert lines[0] == "drill results regressed (rto_seconds:20%, rpo_seconds:5):"
+    assert "\n".join(lines).count("drill results regressed") == 1
+    assert sum("exceeds" in line for line in lines) == 3 and len(lines) == 4
+    assert report(["run04"], "rto_seconds:100%", "rpo_seconds:50") == ([], [])  # within limits
+    assert report(["run00"], "rto_seconds:20%", "rpo_seconds:5") == ([], [])  # a first result has no baseline
 
 
 def test_baseline_is_the_same_scenario_backend_and_scale() -> None:

@@ -20,7 +20,7 @@ from fixtures.seed import SeedInfo, install_seed
 from fixtures.seed_sources import build_source, resolve_source
 from fixtures.workload import WorkloadShape
 from layers.verify import scan, verify
-from tests.conftest import SqldFactory
+from tests.servers import SqldFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN = "tests/fixtures_data/own_schema.sql"

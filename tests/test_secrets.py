@@ -20,8 +20,8 @@ from layers.offsite import OffsiteKey
 from layers.pitr import bottomless_env
 from layers.policy import Policy
 from layers.store import S3Store
-from tests.conftest import restore_catalog
 from tests.drillrun import DrillRun, run_pytest
+from tests.servers import restore_catalog
 
 
 class Markers:

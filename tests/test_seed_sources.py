@@ -13,8 +13,8 @@ from fixtures.config import ConfigError, DrillConfig, Scale, TableFilter, parse_
 from fixtures.seed import SeedInfo, install_seed
 from fixtures.seed_sources import build_source, resolve_source
 from fixtures.session import DrillSession
-from tests.conftest import SqldFactory
 from tests.drillrun import run_pytest
+from tests.servers import SqldFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN = "tests/fixtures_data/own_schema.sql"
@@ -125,8 +125,8 @@ def test_session_seed_and_app_checks(tmp_path: Path) -> None:
     custom = _session(tmp_path, seed=OWN)
     assert custom.seed().source == OWN
     assert custom.app_checks.checks == () and custom.app_checks.benchmark == ()  # builtin checks: not on your schema
-    assert _session(tmp_path).app_checks.checks  # builtin seed: drills/app_checks.toml
-    explicit = _session(tmp_path, seed=OWN, app_checks="drills/app_checks.toml")
+    assert _session(tmp_path).app_checks.checks  # builtin seed: layers/app_checks.toml
+    explicit = _session(tmp_path, seed=OWN, app_checks="layers/app_checks.toml")
     assert explicit.app_checks.checks
     assert custom.app_checks_for("builtin").checks  # a drill on the builtin seed in the same run
 

@@ -12,7 +12,7 @@ from fixtures.hrana import HranaSession, Value
 from fixtures.seed import TABLES, SeedInfo, install_seed
 from fixtures.sqld import SqldServer
 from fixtures.wait import NotReady
-from tests.conftest import SqldFactory
+from tests.servers import SqldFactory
 
 ROWS = 25
 
