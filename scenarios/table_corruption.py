@@ -5,8 +5,9 @@ stopped, damaged and started again, as after a host restart on a bad disk.
 
 Detection is what an operator has: the server refusing to start, or the periodic `PRAGMA quick_check`
 (and query errors) on a server that starts. Recovery is layer 1, integrity-gated: the newest backup whose
-checksum holds AND whose restore passes `PRAGMA integrity_check`, `foreign_key_check` and holds every
-application table; a restore that fails the gate is thrown away with its server and the next older
+checksum holds AND that passes layers.recovery's gate (`PRAGMA integrity_check`, `foreign_key_check`,
+every application table; a page snapshot checked as a file before any server starts on it, a dump once
+replayed); a candidate that fails the gate is thrown away (a dump with its server) and the next older
 backup is tried.
 
 Defense in depth (the `-bottomless` variant): layer 2 (bottomless) is armed too. sqld restarted on the
@@ -278,7 +279,7 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
         damaged.kill()  # its files stay in the drill's artifacts for the post-mortem
     outcome = restore_layer1(drill, watch.mark)
     drill.primary = outcome.server
-    recovered_by = f"layer 1: {outcome.entry.format} backup {outcome.entry.id} (checksum + integrity gate)"
+    recovered_by = f"layer 1: full backup {outcome.entry.id} ({outcome.entry.format}, checksum + integrity gate)"
     if "layer2" in drill.details:
         backup_only = measured_loss(drill, outcome.server)
         watch.mark("verify")  # measuring the backup-only loss, as layer 3 would
