@@ -207,18 +207,21 @@ def _largest_first(s: Session, tables: Sequence[str | Identity]) -> list[str | I
     return sorted(tables, key=lambda t: -size.get(t if isinstance(t, str) else t.table, 0))
 
 
-def scan_file(path: Path, tables: Sequence[str | Identity], keys: Mapping[str, set[object]]) -> Scanned:
-    """scan_tables over a file in SCAN_WORKERS processes, tables largest first: the digests are Python
-    (a row's repr hashed), so one process is bound by one core. Forked, so nothing is imported again."""
+def scan_file(path: Path, tables: Sequence[str | Identity], keys: Mapping[str, set[object]],
+              meanwhile: Callable[[], list[Check]]) -> tuple[Scanned, list[Check]]:  # fmt: skip
+    """scan_tables over a file in SCAN_WORKERS processes, tables largest first (the digests are Python: a
+    row's repr hashed, so one process is bound by one core), while this process runs `meanwhile` (SQLite's
+    own checks, in C). The workers are forked before `meanwhile` starts, so nothing is imported again and
+    no SQLite call of this process is in flight at the fork."""
     with FileSession(path) as s:
         ordered = _largest_first(s, tables)
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(SCAN_WORKERS, mp_context=context) as pool:
+    with ProcessPoolExecutor(SCAN_WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
         futures = [pool.submit(_scan_file_tables, path, [t], keys) for t in ordered]
+        checks = meanwhile()
         out: Scanned = {}
         for future in futures:
             out.update(future.result())
-    return {t: out[t] for t in _names(tables)}
+    return {t: out[t] for t in _names(tables)}, checks
 
 
 def judge_content(
@@ -259,16 +262,19 @@ def verify_file(
     """Layer 3 on a database file before any server starts on it (read-only, immutable): integrity,
     foreign keys, every table present; with `base` (the seed's digests) also row counts, checksums and the
     point in time against seed + ledger."""
-    with FileSession(path) as s:
-        checks = [
-            timed("integrity_check", lambda: single_value_check(s, "PRAGMA integrity_check")),
-            timed("foreign_key_check", lambda: fk_check(s)),
-            timed("tables_present", lambda: tables_present(s, _names(tables))),
-        ]
-        if base is None or not all(c.ok for c in checks):  # a broken file is not scanned row by row
-            return Verification(tuple(checks), assess(list(writes), {}), {})
+
+    def sqlite_checks() -> list[Check]:
+        with FileSession(path) as s:
+            return [
+                timed("integrity_check", lambda: single_value_check(s, "PRAGMA integrity_check")),
+                timed("foreign_key_check", lambda: fk_check(s)),
+                timed("tables_present", lambda: tables_present(s, _names(tables))),
+            ]
+
+    if base is None:
+        return Verification(tuple(sqlite_checks()), assess(list(writes), {}), {})
     started = time.monotonic()
-    scanned = scan_file(path, tables, touched_keys(writes))
+    scanned, checks = scan_file(path, tables, touched_keys(writes), sqlite_checks)
     more, loss, counts = judge_content(scanned, base, writes, time.monotonic() - started)
     return Verification((*checks, *more), loss, counts)
 
