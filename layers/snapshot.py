@@ -17,6 +17,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -28,6 +29,8 @@ from layers.backup import BackupCatalog, CatalogEntry, backup_id, backup_key, ha
 ZSTD_LEVEL = 1  # measured on 108 MB: level 1 0.14-0.20 s, level 3 0.31-0.71 s for about the same size
 ZSTD_THREADS = 2
 BLOCK = 1 << 20
+SYNC_PATIENCE = 120.0  # seconds a sync may keep meeting "Unavailable" (sqld still compacting its log)
+SYNC_RETRY_PAUSE = 0.5
 
 
 def copy_database(source: Path, target: Path) -> None:
@@ -77,15 +80,23 @@ class PageSnapshots:
 
     def sync(self) -> int:
         """Bring the replica up to the primary and close it (its WAL checkpointed into the file); the frame
-        number it then holds."""
+        number it then holds. "Unavailable" is retried for SYNC_PATIENCE seconds: measured at 1 GB, sqld
+        answers "snapshot not found" while it is still compacting its log into the snapshot a new replica
+        starts from."""
         import libsql_experimental  # a compiled client: imported where it is used
 
-        conn = libsql_experimental.connect(str(self.replica), sync_url=self.server_url)
-        try:
-            conn.sync()
-        finally:
-            conn.close()
-        return replication_index(self.replica)
+        deadline = time.monotonic() + SYNC_PATIENCE
+        while True:
+            conn = libsql_experimental.connect(str(self.replica), sync_url=self.server_url)
+            try:
+                conn.sync()
+                return replication_index(self.replica)
+            except ValueError as exc:
+                if "Unavailable" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            finally:
+                conn.close()
+            time.sleep(SYNC_RETRY_PAUSE)
 
     def __call__(self) -> CatalogEntry:
         started = datetime.now(UTC)  # the snapshot holds at least every write acknowledged before this
