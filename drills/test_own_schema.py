@@ -11,6 +11,7 @@ from fixtures.schema_workload import SchemaWriter
 from reports.result import DrillResult
 from scenarios.base import Scenario
 from scenarios.region_outage import REGION_OUTAGE
+from scenarios.row_deletion import ROW_DELETION_REWIND, ROW_DELETION_SURGICAL
 from scenarios.total_loss import TOTAL_LOSS
 
 OWN_SEED = "tests/fixtures_data/own_schema.sql"
@@ -27,7 +28,9 @@ def _check_workload(drill: Drill) -> None:
 
 @pytest.mark.drill
 @pytest.mark.drill_seed(OWN_SEED)
-@pytest.mark.parametrize("scenario", [TOTAL_LOSS, REGION_OUTAGE], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "scenario", [TOTAL_LOSS, REGION_OUTAGE, ROW_DELETION_SURGICAL, ROW_DELETION_REWIND], ids=lambda s: s.name
+)
 def test_own_schema(scenario: Scenario, drill: Drill, run_scenario: Callable[[Scenario], DrillResult]) -> None:
     result = run_scenario(scenario)
     assert result.verdict == "pass", result.explain()

@@ -13,15 +13,16 @@ from hypothesis import strategies as st
 
 from fixtures.session import DrillSession
 from reports.result import DrillResult
+from scenarios.incident import Picks
 from scenarios.row_deletion import IncidentPlan, row_deletion
 
 _pick = st.floats(min_value=0.0, max_value=1.0, exclude_max=True, allow_nan=False)
 plans = st.builds(
     IncidentPlan,
-    orders=st.lists(_pick, min_size=1, max_size=6).map(tuple),
-    loose_items=st.lists(_pick, max_size=4).map(tuple),
+    picks=st.builds(Picks, rows=st.lists(_pick, min_size=1, max_size=6).map(tuple),
+                    loose=st.lists(_pick, max_size=4).map(tuple)),
     offset=st.sampled_from((0.0, 0.05, 0.5, 0.9, 0.99)) | _pick,
-)
+)  # fmt: skip
 
 
 @pytest.mark.drill(scenario="row-deletion-random")
@@ -42,8 +43,9 @@ def test_surgical_recovery_restores_random_deletions(
         result = run_scenario(row_deletion("row-deletion-random", plan, "surgical"), fresh=True)
         results.append(result)
         assert result.verdict == "pass", f"{plan}\n{result.explain()}"
-        deleted = sum(result.details["incident"]["deleted"].values())
-        assert result.details["rows_restored_total"] == deleted, (plan, result.details)
+        incident = result.details["incident"]
+        touched = sum(incident["deleted"].values()) + sum(incident["nulled"].values())
+        assert result.details["rows_restored_total"] == touched, (plan, result.details)
         assert result.rpo_writes == 0 and result.rpo_rows == 0, result.explain()
 
     example()

@@ -14,8 +14,9 @@ from scenarios.row_deletion import ROW_DELETION_REWIND, ROW_DELETION_SURGICAL
 def test_row_deletion_surgical(run_scenario: Callable[[Scenario], DrillResult]) -> None:
     result = run_scenario(ROW_DELETION_SURGICAL)
     assert result.verdict == "pass", result.explain()
-    deleted = sum(result.details["incident"]["deleted"].values())
-    assert deleted > 0 and result.details["rows_restored_total"] == deleted, result.details
+    incident = result.details["incident"]
+    touched = sum(incident["deleted"].values()) + sum(incident["nulled"].values())
+    assert incident["deleted"] and result.details["rows_restored_total"] == touched, result.details
 
 
 @pytest.mark.drill(scenario="row-deletion-rewind")

@@ -12,7 +12,7 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fixtures.digest import Row
 from fixtures.hrana import HranaSession, Value
 from fixtures.s3 import S3Endpoint, aws_region_name
+from fixtures.schema import ROWID_ALIASES, quote
 from fixtures.sqld import SqldServer
 
 PITR_ARGS = ("--enable-namespaces", "--enable-bottomless-replication")
@@ -158,6 +159,18 @@ class Layer2:
         """Create the namespace; an existing local file in its folder is adopted (and snapshotted to S3)."""
         self._admin("POST", f"/v1/namespaces/{namespace or self.namespace}/create", {})
 
+    def checkpoint(self, attempts: int = 5) -> None:
+        """A TRUNCATE checkpoint of the live namespace: bottomless starts a new generation. sqld sometimes
+        answers 500 (busy readers; "disk I/O error" seen in containers): tried `attempts` times, 0.25 s apart."""
+        for attempt in range(attempts):
+            try:
+                self._admin("POST", f"/v1/namespaces/{self.namespace}/checkpoint")
+                return
+            except PitrError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.25)
+
     def delete(self, namespace: str) -> None:
         """Delete a namespace this layer forked (never the live one); its S3 backup is kept."""
         if namespace == self.namespace:
@@ -274,103 +287,100 @@ class Layer2:
         return Fork(to, at, stamp, proof, time.monotonic() - started)
 
 
-def _paged(s: HranaSession, table: str, page: int) -> Iterator[Row]:
-    after: Value = None
-    while True:
-        if after is None:
-            rows = s.execute(f"SELECT * FROM {table} ORDER BY id LIMIT {page}").rows
-        else:
-            rows = s.execute(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT {page}", [after]).rows
-        yield from (tuple(r) for r in rows)
-        if len(rows) < page:
-            return
-        after = rows[-1][0]
+def quote_column(column: str) -> str:
+    """A column for SQL text: rowid as the keyword (a quoted "rowid" could read as a column named so)."""
+    return column if column.lower() in ROWID_ALIASES else quote(column)
 
 
-def table_diff(
-    staging: HranaSession, live: HranaSession, table: str, page: int = 2000
-) -> tuple[list[Row], list[Value]]:
-    """(rows the live table must get, ids it must lose) to equal the staging table: a merge by id."""
-    upsert: list[Row] = []
-    drop: list[Value] = []
-    want, have = _paged(staging, table, page), _paged(live, table, page)
-    a, b = next(want, None), next(have, None)
-    while a is not None or b is not None:
-        if b is None or (a is not None and a[0] < b[0]):  # type: ignore[operator]
-            upsert.append(a)  # type: ignore[arg-type]
-            a = next(want, None)
-        elif a is None or b[0] < a[0]:  # type: ignore[operator]
-            drop.append(b[0])  # type: ignore[arg-type]
-            b = next(have, None)
-        else:
-            if a != b:
-                upsert.append(a)
-            a, b = next(want, None), next(have, None)
-    return upsert, drop
+def in_clause(columns: Sequence[str], keys: Sequence[tuple[Value, ...]]) -> tuple[str, list[Value]]:
+    """`(a, b) IN (VALUES (?, ?), ...)` and its arguments; always false for no keys."""
+    if not keys:
+        return "0", []
+    cols = ", ".join(quote_column(c) for c in columns)
+    marks = ", ".join("(" + ", ".join("?" * len(columns)) + ")" for _ in keys)
+    return f"({cols}) IN (VALUES {marks})", [v for key in keys for v in key]
 
 
-def rewind_in_place(staging: HranaSession, live: HranaSession, tables: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """The in-place rewind: make each of `tables` in the live namespace equal to the staging fork, by
-    primary key, in one transaction through sqld (bottomless streams it like any write; no restart).
-    A file swap does not work with namespaces: on load bottomless sees the S3 generation is newer than
-    the swapped-in file and restores over it. Returns {table: (rows written, rows deleted)}."""
-    diffs = {t: table_diff(staging, live, t) for t in tables}
-    live.execute("BEGIN IMMEDIATE")
-    try:
-        for table in reversed(tables):  # children first
-            for key in diffs[table][1]:
-                live.execute(f"DELETE FROM {table} WHERE id = ?", [key])
-        for table in tables:  # parents first
-            for row in diffs[table][0]:
-                live.execute(f"INSERT OR REPLACE INTO {table} VALUES ({','.join('?' * len(row))})", list(row))  # type: ignore[arg-type]
-        live.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(Exception):
-            live.execute("ROLLBACK")
-        raise
-    return {t: (len(up), len(drop)) for t, (up, drop) in diffs.items()}
-
-
-# -- surgical repair -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RowScope:
-    """Rows of one table an incident may have removed: `SELECT * FROM table WHERE where` (id first)."""
+    """Rows of one table an incident touched, picked by `by` (rowid, or the primary key of a WITHOUT ROWID
+    table): what a surgical repair compares between the fork and the live database."""
 
     table: str
-    where: str
-    args: tuple[Value, ...] = ()
+    by: tuple[str, ...]
+    keys: tuple[tuple[Value, ...], ...]
 
-    def select(self) -> str:
-        return f"SELECT * FROM {self.table} WHERE {self.where} ORDER BY id"
+    def where(self) -> tuple[str, list[Value]]:
+        return in_clause(self.by, self.keys)
+
+    def rows(self, s: HranaSession) -> dict[tuple[Value, ...], Row]:
+        """key -> the row's stored values (`SELECT *` order), for the keys of the scope."""
+        where, args = self.where()
+        cols = ", ".join(quote_column(c) for c in self.by)
+        found = s.execute(f"SELECT {cols}, * FROM {quote(self.table)} WHERE {where}", args).rows
+        width = len(self.by)
+        return {tuple(r[:width]): tuple(r[width:]) for r in found}
 
 
-def _rows(s: HranaSession, scope: RowScope) -> list[Row]:
-    return [tuple(r) for r in s.execute(scope.select(), list(scope.args)).rows]
+@dataclass(frozen=True)
+class RepairPlan:
+    """What a surgical repair writes: per table, rows to insert again and rows to set back (by key)."""
+
+    insert: dict[str, list[tuple[tuple[Value, ...], Row]]]
+    restore: dict[str, list[tuple[tuple[Value, ...], Row]]]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {t: len(self.insert.get(t, [])) + len(self.restore.get(t, []))
+                for t in {*self.insert, *self.restore}}  # fmt: skip
 
 
-def missing_rows(staging: HranaSession, live: HranaSession, scopes: Sequence[RowScope]) -> dict[str, list[Row]]:
-    """Per table, the rows within `scopes` that the staging fork holds and the live database lacks (by
-    primary key): what the incident removed. Rows the live database still has are never touched."""
-    out: dict[str, list[Row]] = {}
+def plan_repair(staging: HranaSession, live: HranaSession, scopes: Sequence[RowScope]) -> RepairPlan:
+    """Within `scopes`: rows the fork holds and the live database lacks (the incident removed them), and
+    rows that differ (a foreign key the incident's deletes set to NULL). Rows outside the scopes, and rows
+    only the live database has, are never touched."""
+    insert: dict[str, list[tuple[tuple[Value, ...], Row]]] = {}
+    restore: dict[str, list[tuple[tuple[Value, ...], Row]]] = {}
     for scope in scopes:
-        present = {row[0] for row in _rows(live, scope)}
-        lost = [row for row in _rows(staging, scope) if row[0] not in present]
-        if lost:
-            seen = {row[0] for row in out.get(scope.table, [])}
-            out.setdefault(scope.table, []).extend(r for r in lost if r[0] not in seen)
-    return out
+        want, have = scope.rows(staging), scope.rows(live)
+        insert[scope.table] = [(k, r) for k, r in want.items() if k not in have]
+        restore[scope.table] = [(k, r) for k, r in want.items() if k in have and have[k] != r]
+    return RepairPlan(insert, restore)
 
 
-def reinsert(live: HranaSession, rows: Mapping[str, Iterable[Row]], order: Sequence[str]) -> int:
-    """Put rows back in one transaction, parents first (`order` lists the tables). Fails, and changes
-    nothing, if any key exists again (the live database moved on: look before overwriting)."""
+def _insert_sql(verb: str, table: str, by: Sequence[str], columns: Sequence[str]) -> str:
+    """An insert of every column; rowid tables name the rowid too, so a row comes back under its own."""
+    target = (["rowid"] if tuple(by) == ("rowid",) else []) + list(columns)
+    return (
+        f"{verb} INTO {quote(table)} ({', '.join(map(quote_column, target))}) VALUES ({', '.join('?' * len(target))})"
+    )
+
+
+def _insert_values(by: Sequence[str], key: tuple[Value, ...], row: Row) -> list[Any]:
+    return [*(key if tuple(by) == ("rowid",) else ()), *row]
+
+
+def apply_repair(
+    live: HranaSession, plan: RepairPlan, scopes: Sequence[RowScope], columns: Mapping[str, Sequence[str]]
+) -> int:
+    """Write the plan in one transaction, in the scopes' order (parents first); rowid tables keep their
+    rowids. Fails, and changes nothing, if a key to insert exists again (the live database moved on)."""
     count = 0
     live.execute("BEGIN IMMEDIATE")
+    live.execute("PRAGMA defer_foreign_keys = ON")  # rows refer to each other (self-references): check at COMMIT
     try:
-        for table in sorted(rows, key=lambda t: order.index(t) if t in order else len(order)):
-            for row in rows[table]:
-                marks = ",".join("?" * len(row))
-                live.execute(f"INSERT INTO {table} VALUES ({marks})", list(row))  # type: ignore[arg-type]
+        for scope in scopes:
+            names = list(columns[scope.table])
+            insert = _insert_sql("INSERT", scope.table, scope.by, names)
+            for key, row in plan.insert.get(scope.table, []):
+                live.execute(insert, _insert_values(scope.by, key, row))
+                count += 1
+            sets = ", ".join(f"{quote(n)} = ?" for n in names)
+            for key, row in plan.restore.get(scope.table, []):
+                where, args = in_clause(scope.by, [key])
+                live.execute(
+                    f"UPDATE {quote(scope.table)} SET {sets} WHERE {where}", [*_insert_values((), (), row), *args]
+                )
                 count += 1
         live.execute("COMMIT")
     except BaseException:
@@ -378,3 +388,71 @@ def reinsert(live: HranaSession, rows: Mapping[str, Iterable[Row]], order: Seque
             live.execute("ROLLBACK")
         raise
     return count
+
+
+def paged_rows(
+    s: HranaSession, table: str, by: Sequence[str], page: int = 2000
+) -> Iterator[tuple[tuple[Value, ...], Row]]:
+    """Every row of the table as (key, row), in key order, `page` rows per request."""
+    cols = ", ".join(quote_column(c) for c in by)
+    width, head = len(by), f"SELECT {cols}, * FROM {quote(table)}"
+    after: list[Value] | None = None
+    while True:
+        if after is None:
+            rows = s.execute(f"{head} ORDER BY {cols} LIMIT {page}").rows
+        else:
+            marks = ", ".join("?" * width)
+            rows = s.execute(f"{head} WHERE ({cols}) > ({marks}) ORDER BY {cols} LIMIT {page}", after).rows
+        yield from ((tuple(r[:width]), tuple(r[width:])) for r in rows)
+        if len(rows) < page:
+            return
+        after = list(rows[-1][:width])
+
+
+def table_diff(
+    staging: HranaSession, live: HranaSession, table: str, by: Sequence[str] = ("rowid",)
+) -> tuple[list[tuple[tuple[Value, ...], Row]], list[tuple[Value, ...]]]:
+    """(rows the live table must get, keys it must lose) to equal the staging table: a merge by key."""
+    upsert: list[tuple[tuple[Value, ...], Row]] = []
+    drop: list[tuple[Value, ...]] = []
+    want, have = paged_rows(staging, table, by), paged_rows(live, table, by)
+    a, b = next(want, None), next(have, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):  # type: ignore[operator]
+            upsert.append(a)  # type: ignore[arg-type]
+            a = next(want, None)
+        elif a is None or b[0] < a[0]:  # type: ignore[operator]
+            drop.append(b[0])
+            b = next(have, None)
+        else:
+            if a[1] != b[1]:
+                upsert.append(a)
+            a, b = next(want, None), next(have, None)
+    return upsert, drop
+
+
+def rewind_in_place(
+    staging: HranaSession, live: HranaSession, tables: Sequence[tuple[str, tuple[str, ...], Sequence[str]]]
+) -> dict[str, tuple[int, int]]:
+    """The in-place rewind: make each table (name, key columns, column names; parents first) in the live
+    namespace equal to the staging fork, by key, in one transaction through sqld (bottomless streams it like
+    any write; no restart). A file swap does not work with namespaces: on load bottomless sees the S3
+    generation is newer than the swapped-in file and restores over it. Returns {table: (written, deleted)}."""
+    diffs = {name: table_diff(staging, live, name, by) for name, by, _ in tables}
+    live.execute("BEGIN IMMEDIATE")
+    live.execute("PRAGMA defer_foreign_keys = ON")  # rows refer to each other (self-references): check at COMMIT
+    try:
+        for name, by, _ in reversed(tables):  # children first
+            for key in diffs[name][1]:
+                where, args = in_clause(by, [key])
+                live.execute(f"DELETE FROM {quote(name)} WHERE {where}", args)
+        for name, by, columns in tables:  # parents first
+            insert = _insert_sql("INSERT OR REPLACE", name, by, columns)
+            for key, row in diffs[name][0]:
+                live.execute(insert, _insert_values(by, key, row))
+        live.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            live.execute("ROLLBACK")
+        raise
+    return {name: (len(up), len(drop)) for name, (up, drop) in diffs.items()}

@@ -1,208 +1,133 @@
-"""Layer 3 against backups you already have (the monthly "restore test of production backups"): restore
-a SQL dump file or a layer-1 catalog into a fresh staging sqld, then run integrity, foreign-key, row-count,
-application and benchmark checks. The source is only ever read: its store is wrapped read-only.
+"""Layer 3 against the backups a team already has (the monthly "restore test of production backups"):
+restore a recovery point of a bottomless bucket, a set of dumps, a dump or SQLite file, or a layer-1
+catalog into a fresh staging sqld, then check it (layers/restore_test.py). The source is only ever read.
 
-    python -m layers.staging --source dump:backup.sql.gz
-    python -m layers.staging --source catalog:s3://bucket/prefix --s3-endpoint https://... [--backend container]
-"""
+    python -m layers.staging --source bottomless:s3://BUCKET/DATABASE_ID --point 2026-11-30T06:25:22Z --s3-endpoint URL
+    python -m layers.staging --source dumps:/backups --point random --history file:.drills/history.jsonl
+    python -m layers.staging --source dump:backup.sql.gz --json
+
+Exit status: 0 verified, 1 not verified, 2 bad input or a source that cannot be read (one message)."""
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import os
+import random
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
 
-import boto3
-
-from fixtures.binary import sqld_binary
-from fixtures.engine import ensure_engine
-from fixtures.hrana import HranaSession
-from fixtures.image import ensure_image, resolve_image
-from fixtures.sqld import SqldServer, SqldSpec
-from fixtures.sqld_container import ContainerSqld
-from fixtures.sqld_process import ProcessSqld
-from layers.appchecks import AppChecks, benchmark, load_app_checks, run_check
-from layers.backup import BackupCatalog, replay_dump, replay_sql
-from layers.recovery import Gate, Layer1Source, restore_first
-from layers.store import LocalStore, ObjectInfo, ObjectStore, S3Store
-from layers.verify import Check, fk_check, single_value_check, timed, write_probe
-
-USER_TABLES = (
-    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'libsql_%' "
-    "ORDER BY name"
+from fixtures.config import ConfigError
+from layers.appchecks import AppChecks
+from layers.recovery_points import RecoveryPoint, iso, parse_point
+from layers.restore_sources import USAGE, BackupSource, RestoreOptions, parse_source, restore_source
+from layers.restore_test import (
+    Expected,
+    Limits,
+    RestoreTestResult,
+    check_restored,
+    expectations,
+    load_checks_option,
+    load_counts,
+    parse_fraction,
+    restore_check,
 )
+from layers.source_access import Restored, RestoreFailed
+from reports.history import History, open_history
 
 
-class SourceError(ValueError):
-    pass
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m layers.staging", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--source", required=True, help=USAGE)
+    parser.add_argument("--point", default="latest", help="latest | random | an ISO-8601 UTC time (default latest)")
+    parser.add_argument("--namespace", default="default", help="the sqld namespace of a bottomless source")
+    parser.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL of s3:// sources")
+    parser.add_argument("--checks", default="auto",
+                        help="application checks (TOML); 'auto' = the built-in ones on the built-in schema only; '' none")  # fmt: skip
+    parser.add_argument("--expect-counts", type=Path, default=None, help="a JSON file {table: rows} to judge against")
+    parser.add_argument("--max-row-drop", default="5%", help="rows a table may lose against the expectation")
+    parser.add_argument("--max-slowdown", type=float, default=5.0, help="benchmark limit against the previous test")
+    parser.add_argument("--history", default="", help="append a restore-test record here (file:PATH | s3://...)")
+    parser.add_argument("--backend", choices=("process", "container"), default="process")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    parser.add_argument("--out", type=Path, default=None, help="also write that JSON object to this file")
+    parser.add_argument("--seed", type=int, default=None, help="seed of --point random (reproducible picks)")
+    return parser
 
 
-class ReadOnlyStore(ObjectStore):
-    """Lets the staging restore read the source and nothing else."""
-
-    def __init__(self, inner: ObjectStore) -> None:
-        self.inner = inner
-
-    @property
-    def url(self) -> str:
-        return self.inner.url
-
-    def put(self, key: str, source: IO[bytes], metadata: dict[str, str] | None = None) -> None:
-        raise PermissionError(f"refusing to write {key} to the source {self.url}: staging verification is read-only")
-
-    def delete(self, key: str) -> None:
-        raise PermissionError(f"refusing to delete {key} from the source {self.url}: staging verification is read-only")
-
-    def get(self, key: str, sink: IO[bytes]) -> dict[str, str]:
-        return self.inner.get(key, sink)
-
-    def list(self, prefix: str = "") -> list[ObjectInfo]:
-        return self.inner.list(prefix)
+def _print(result: RestoreTestResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return
+    achieved = result.restored.achieved
+    print(f"point: requested {result.point_requested}, achieved {iso(achieved) if achieved else 'unknown'}")
+    for note in result.notes:
+        print(f"note: {note}")
+    for c in result.checks:
+        print(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+    print(f"{'VERIFIED' if result.ok else 'NOT VERIFIED'}: {result.source}")
 
 
 @dataclass(frozen=True)
-class BackupSource:
-    kind: str  # "dump" | "catalog"
-    location: str
+class Settings:
+    """The validated arguments of one restore test."""
+
+    source: BackupSource
+    point: RecoveryPoint
+    given: AppChecks | None
+    limits: Limits
+    counts_file: Expected | None
+    history: History | None
 
 
-def parse_source(text: str) -> BackupSource:
-    kind, sep, location = text.partition(":")
-    if sep and kind in ("dump", "catalog") and location:
-        return BackupSource(kind, location)
-    raise SourceError(
-        f"--source {text!r}: use dump:PATH (a .sql or .sql.gz dump), catalog:s3://BUCKET[/PREFIX] or catalog:DIR "
-        "(a layer-1 catalog)"
-    )
+def _settings(args: argparse.Namespace) -> Settings:
+    """Every argument checked before anything is restored (ValueError names the bad one)."""
+    return Settings(parse_source(args.source), parse_point(args.point), load_checks_option(args.checks),
+                    Limits(parse_fraction(args.max_row_drop), args.max_slowdown),
+                    load_counts(args.expect_counts) if args.expect_counts else None,
+                    open_history(args.history, base=Path.cwd()) if args.history else None)  # fmt: skip
 
 
-def open_catalog_store(location: str, endpoint: str | None) -> ObjectStore:
-    if location.startswith("s3://"):
-        bucket, _, prefix = location[len("s3://") :].partition("/")
-        env = os.environ.get
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id=env("DRILL_SOURCE_ACCESS_KEY_ID") or env("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=env("DRILL_SOURCE_SECRET_ACCESS_KEY") or env("AWS_SECRET_ACCESS_KEY"),
-            region_name=env("AWS_DEFAULT_REGION") or "us-east-1",
-        )
-        return ReadOnlyStore(S3Store(client, bucket, prefix))
-    path = Path(location)
-    if not path.is_dir():
-        raise SourceError(f"catalog folder {path} does not exist")
-    return ReadOnlyStore(LocalStore(path))
-
-
-def restore_source(
-    source: BackupSource, provision: Callable[[], SqldServer], workdir: Path, *, endpoint: str | None = None
-) -> tuple[SqldServer, dict[str, Any]]:
-    """Restore the source into a fresh staging server from `provision()`: (that server, what was restored).
-    A catalog's newest backup that passes the gate (integrity, foreign keys) is served, page or dump."""
-    if source.kind == "catalog":
-        store = open_catalog_store(source.location, endpoint)
-        won = restore_first([Layer1Source(BackupCatalog(store))], Gate(), provision, workdir)
-        return won.server, {"source": f"catalog:{source.location}", "backup_id": won.entry.id,
-                            "format": won.entry.format, "bytes": won.entry.bytes, "refused": won.refused_pairs}  # fmt: skip
-    path = Path(source.location)
-    if not path.is_file():
-        raise SourceError(f"dump file {path} does not exist")
-    server = provision().start()
-    with path.open("rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"
-        fh.seek(0)
-        if gzipped:
-            replay_dump(fh, server.http_url)
-        else:
-            with path.open(encoding="utf-8", newline="") as text:
-                replay_sql(text, server.http_url)
-    return server, {"source": f"dump:{path}", "bytes": path.stat().st_size}
-
-
-def verify_staging(url: str, app: AppChecks, repeat: int = 5) -> tuple[list[Check], dict[str, int]]:
-    """Checks that need no ledger: the database is sound and the application's expectations hold."""
-    with HranaSession(url) as s:
-        checks = [
-            timed("integrity_check", lambda: single_value_check(s, "PRAGMA integrity_check")),
-            timed("foreign_key_check", lambda: fk_check(s)),
-        ]
-        tables = [str(r[0]) for r in s.execute(USER_TABLES).rows]
-        counts = {t: int(str(s.execute(f'SELECT count(*) FROM "{t}"').rows[0][0])) for t in tables}
-        checks.append(
-            Check("row_counts", bool(counts), ", ".join(f"{t} {n}" for t, n in counts.items()) or "no tables")
-        )
-        checks += [timed(f"app: {c.name}", lambda c=c: run_check(s, c)) for c in app.checks]  # type: ignore[misc]
-        checks.append(timed("write_probe", lambda: write_probe(s)))
-    if app.benchmark:
-        times = benchmark(url, app.benchmark, repeat)
-        checks.append(Check("benchmark", True, ", ".join(f"{n} {t * 1000:.2f}ms" for n, t in times.items())))
-    return checks, counts
-
-
-@contextmanager
-def staging_servers(backend: str, workdir: Path) -> Iterator[Callable[[], SqldServer]]:
-    """A factory of fresh (stopped) staging servers of `backend`; every one it made is killed at the end."""
-    if backend == "container":
-        engine = ensure_engine()
-        if engine is None:
-            raise SourceError("--backend container: no container engine answers (run scripts/setup.sh)")
-        os.environ.update(engine.testcontainers_env())
-        client = engine.client()
-        ensure_image(client, resolve_image("local"))
-        client.close()
-    numbers = itertools.count(1)
-    with ExitStack() as stack:
-
-        def make() -> SqldServer:
-            n = next(numbers)
-            spec = SqldSpec(f"staging-{n}", workdir / f"staging-{n}", workdir / f"staging-{n}.log")
-            server: SqldServer
-            if backend == "container":
-                server = ContainerSqld(spec, image=resolve_image("local"))
-            else:
-                server = ProcessSqld(spec, binary=str(sqld_binary()))
-            stack.callback(server.kill)
-            return server
-
-        yield make
+def run_restore_test(args: argparse.Namespace, settings: Settings) -> RestoreTestResult:
+    """Restore, then check; a restore that fails is a result with the failed restore check alone."""
+    started_at = datetime.now(UTC).isoformat()
+    records = settings.history.load() if settings.history else []
+    source, point = settings.source, settings.point
+    with tempfile.TemporaryDirectory(prefix="drill-restore-test-") as tmp, ExitStack() as stack:
+        opts = RestoreOptions(args.backend, args.s3_endpoint, args.namespace, Path(tmp))
+        try:
+            server, restored = restore_source(source, point, opts, stack, random.Random(args.seed))
+        except RestoreFailed as exc:
+            failed = Restored(str(source), 0, 0.0, None, {}, (str(exc),))
+            return RestoreTestResult(
+                started_at, str(source), point.describe(), failed, {}, (restore_check(failed),), {}
+            )
+        achieved = iso(restored.achieved) if restored.achieved else None
+        want_counts, want_timings = expectations(records, str(source), achieved, settings.counts_file)
+        checks, counts, timings, notes = check_restored(server.http_url, settings.given, want_counts, want_timings,
+                                                        settings.limits)  # fmt: skip
+    return RestoreTestResult(started_at, str(source), point.describe(), restored, counts,
+                             (restore_check(restored), *checks), timings, tuple(notes))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", required=True, help="dump:PATH | catalog:s3://BUCKET[/PREFIX] | catalog:DIR")
-    parser.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL for catalog:s3:// sources")
-    parser.add_argument("--checks", default="layers/app_checks.toml", help="application checks (TOML); '' for none")
-    parser.add_argument("--backend", choices=("process", "container"), default="process")
-    parser.add_argument("--out", default="", help="write the result as JSON here")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
-        source = parse_source(args.source)
-        app = load_app_checks(Path(args.checks)) if args.checks else AppChecks()
-        with (
-            tempfile.TemporaryDirectory(prefix="drill-staging-") as tmp,
-            staging_servers(args.backend, Path(tmp)) as provision,
-        ):
-            server, restored = restore_source(source, provision, Path(tmp) / "work", endpoint=args.s3_endpoint)
-            checks, counts = verify_staging(server.http_url, app)
-    except (SourceError, ValueError, PermissionError) as exc:
+        settings = _settings(args)
+        result = run_restore_test(args, settings)
+    except (ValueError, ConfigError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ok = all(c.ok for c in checks)
-    for c in checks:
-        print(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
-    print(f"{'VERIFIED' if ok else 'NOT VERIFIED'}: {restored['source']}")
+    if settings.history:
+        settings.history.append(result.to_dict())
     if args.out:
-        Path(args.out).write_text(json.dumps({"ok": ok, "restored": restored, "counts": counts,
-                                              "checks": [asdict(c) for c in checks]}, indent=2))  # fmt: skip
-    return 0 if ok else 1
+        args.out.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
+    _print(result, args.json)
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

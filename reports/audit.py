@@ -9,10 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 import pandas as pd
 
 from fixtures.config import DrillConfig
+from layers.policy import ScheduleError, longest_gap_seconds, schedule_of
 from reports.certify import LAYERS
 from reports.frame import PHASE_COLUMNS, latest_per_key
 from reports.result import Objectives, judge
@@ -63,8 +65,9 @@ Verdict = tuple[str, str]  # (status, why)
 class _Facts:
     """The history as the audit reads it: the newest result per scenario+backend+scale, per layer."""
 
-    def __init__(self, frame: pd.DataFrame, policy: AuditPolicy, now: datetime, notify_command: str | None) -> None:
-        self.frame, self.policy, self.now, self.notify_command = frame, policy, now, notify_command
+    def __init__(self, frame: pd.DataFrame, policy: AuditPolicy, now: datetime, notify: str | None) -> None:
+        """`notify`: where notifications go (None: the settings are not known)."""
+        self.frame, self.policy, self.now, self.notify = frame, policy, now, notify
         self.latest = latest_per_key(frame)
 
     def of_layer(self, layer: int) -> pd.DataFrame:
@@ -140,12 +143,17 @@ def layer1_retention(f: _Facts) -> Verdict:
 
 def layer1_notified(f: _Facts) -> Verdict:
     status, why = _check_outcome(f, 1, "layer1_notified")
-    if f.notify_command is None:
+    if f.notify is None:
         return status, why
-    where = (
-        f"notify command {f.notify_command!r}" if f.notify_command else "no notify command set (drill_notify_command)"
-    )
-    return status, f"{why}; {where}"
+    return status, f"{why}; {f.notify or 'no notify command or webhook set (drill_notify_command, drill_notify_url)'}"
+
+
+def notify_targets(config: DrillConfig) -> str:
+    """Where backup notifications go, the webhook by its host only (its URL carries the credentials)."""
+    targets = [f"notify command {config.notify_command!r}"] if config.notify_command else []
+    if config.notify_url:
+        targets.append(f"webhook to {urlparse(config.notify_url).hostname}")
+    return "; ".join(targets)
 
 
 def backup_age_within_rpo(f: _Facts) -> Verdict:
@@ -165,6 +173,35 @@ def backup_age_within_rpo(f: _Facts) -> Verdict:
         return FAIL, "; ".join(bad)
     worst = max(measured, key=lambda m: m[1])
     return PASS, f"oldest at failure: {worst[1]:.1f}s ({_label(worst[0])}), within every RPO objective"
+
+
+SCHEDULE_DETAILS = {1: "layer1_policy", 4: "layer4_policy"}  # the schedule each layer ran with (Policy.describe)
+
+
+def schedule_meets_rpo(f: _Facts) -> Verdict:
+    """Each schedule a newest layer-1/4 result ran with against its RPO objective: a failure just before a
+    run loses everything since the previous one, so the longest gap between runs must fit in the RPO."""
+    seen, bad = [], []
+    for _, r in f.latest.iterrows():
+        for layer, key in SCHEDULE_DETAILS.items():
+            if layer not in r["layer_set"] or not r["details"].get(key):
+                continue
+            when = schedule_of(str(r["details"][key]))
+            try:
+                gap = longest_gap_seconds(when)
+            except ScheduleError as exc:
+                bad.append(f"{_label(r)}: layer {layer}: {exc}")
+                continue
+            seen.append(gap)
+            if gap > r["objective_rpo_seconds"]:
+                bad.append(f"{_label(r)}: layer {layer} schedule {when!r} runs up to {gap:g}s apart, so the RPO "
+                           f"objective {r['objective_rpo_seconds']:g}s cannot be met; schedule backups at least every "
+                           f"{r['objective_rpo_seconds']:g}s or raise the objective")  # fmt: skip
+    if bad:
+        return FAIL, "; ".join(bad)
+    if not seen:
+        return UNCHECKABLE, f"no layer-1/4 result records its schedule (details {', '.join(SCHEDULE_DETAILS.values())})"
+    return PASS, f"{len(seen)} schedule(s), the longest gap {max(seen):g}s, within every RPO objective"
 
 
 def pitr_enabled(f: _Facts) -> Verdict:
@@ -298,6 +335,7 @@ ITEMS: tuple[tuple[str, str, Callable[[_Facts], Verdict]], ...] = (
     ("layer 1", "保持期間が適切か? retention adequate", layer1_retention),
     ("layer 1", "バックアップ成功の通知が設定されているか? success notifications delivered", layer1_notified),
     ("layer 1", "newest backup at the failure no older than the RPO objective", backup_age_within_rpo),
+    ("layer 1", "backup schedule can meet the RPO objective", schedule_meets_rpo),
     ("layer 2", "PITRが有効化されているか? PITR enabled", pitr_enabled),
     ("layer 2", "WAL保持期間が適切か? WAL retention adequate", pitr_retention),
     ("layer 2", "PITR復旧手順がテスト済みか? PITR restore tested", lambda f: _tested(f, 2)),
@@ -338,5 +376,5 @@ def audit(
     config: DrillConfig | None = None,
 ) -> Audit:
     """`config` (the drill settings) adds what the history cannot show, e.g. where notifications go."""
-    facts = _Facts(frame, policy or AuditPolicy(), now or datetime.now(UTC), config.notify_command if config else None)
+    facts = _Facts(frame, policy or AuditPolicy(), now or datetime.now(UTC), notify_targets(config) if config else None)
     return Audit([AuditItem(section, question, *check(facts)) for section, question, check in ITEMS])

@@ -5,7 +5,7 @@ passed; a layer with no drill is "not certified" and says so. Written as JSON an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +15,8 @@ import pandas as pd
 
 from reports.frame import latest_per_key
 from reports.manifest import RunManifest, expected_cases
+from reports.restore_tests import RestoreTestEvidence, with_restore_tests
+from reports.restore_tests import markdown as restore_tests_markdown
 from reports.result import Objectives, judge
 
 LAYERS = {1: "automated backups", 2: "point-in-time recovery (PITR)", 3: "verification", 4: "offsite copies"}
@@ -64,6 +66,7 @@ class Certificate:
     scenarios: list[ScenarioOutcome]
     # every collected case (run manifest) that failed, crashed or never recorded a result, with why
     cases_not_passed: list[str] = field(default_factory=list)
+    restore_tests: list[RestoreTestEvidence] = field(default_factory=list)  # layer-3 evidence beside the drills
 
     @property
     def objectives_missed(self) -> bool:
@@ -114,6 +117,7 @@ class Certificate:
                 f"| {s.measured['rpo_writes']:g} ({'-' if obj_writes is None else f'{obj_writes:g}'}) "
                 f"| {s.verdict.upper()} |"
             )
+        lines += restore_tests_markdown(self.restore_tests)
         failing = [(s, f) for s in self.scenarios for f in s.failures]
         if failing:
             lines += ["", "## Failures", "", *[f"- {s.label}: {_cell(f)}" for s, f in failing]]
@@ -180,7 +184,7 @@ def cases_not_passed(frame: pd.DataFrame, manifests: Iterable[RunManifest], run_
 
 def certify(
     frame: pd.DataFrame, run_ids: list[str], *, history: str = "", now: datetime | None = None,
-    manifests: Iterable[RunManifest] = (),
+    manifests: Iterable[RunManifest] = (), restore_tests: Sequence[RestoreTestEvidence] = (),
 ) -> Certificate:  # fmt: skip
     """Certify the newest result of each scenario+backend+scale among the given runs, and (where the runs
     left a manifest) that every case they collected recorded passing results."""
@@ -192,6 +196,7 @@ def certify(
     outcomes = [_outcome(row) for _, row in run.iterrows()]
     label = ", ".join(run_ids)
     layers = [_layer_verdict(n, run, outcomes, label) for n in LAYERS]
+    layers[2] = with_restore_tests(layers[2], restore_tests)
     reasons = [f"layer {v.layer} ({v.name}): {v.reason}" for v in layers if v.verdict != CERTIFIED]
     reasons += [f"{o.label}: {m}" for o in outcomes for m in o.missed]
     reasons += [f"case {c}" for c in not_passed]
@@ -205,5 +210,5 @@ def certify(
         started=_when(selected["started_at"].min()), finished=_when(selected["started_at"].max()),
         issued_at=(now or datetime.now(UTC)).isoformat(), sqld_versions=distinct("sqld_version"),
         backends=distinct("backend"), images=distinct("image"), commits=distinct("commit"), history=history,
-        layers=layers, scenarios=outcomes, cases_not_passed=not_passed,
+        layers=layers, scenarios=outcomes, cases_not_passed=not_passed, restore_tests=list(restore_tests),
     )  # fmt: skip

@@ -21,6 +21,11 @@ class HistoryFormatError(ValueError):
     """A history record is not a drill result; the message names the record and the missing field."""
 
 
+def _float(value: Any) -> float:
+    """A recorded figure, NaN where the record has none (older records, no outage seen)."""
+    return float("nan") if value is None else float(value)
+
+
 def _row(index: int, raw: dict[str, Any]) -> dict[str, Any]:
     missing = [f for f in REQUIRED if f not in raw]
     if missing:
@@ -56,6 +61,9 @@ def _row(index: int, raw: dict[str, Any]) -> dict[str, Any]:
         "verdict": raw.get("verdict") or ("fail" if failures else "pass"),
         "error": raw.get("error"),
         "backend_fallback": str(raw.get("backend_fallback") or ""),
+        "app_outage_seconds": _float(raw.get("app_outage_seconds")),
+        "requested_rate": _float((raw.get("details") or {}).get("load", {}).get("requested_rate")),
+        "achieved_rate": _float((raw.get("details") or {}).get("load", {}).get("achieved_rate")),
         "failures": failures,
         "checks": list(raw.get("checks") or []),
         "details": dict(raw.get("details") or {}),

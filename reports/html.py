@@ -17,6 +17,8 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-al
 th { background: #f2f2f2; }
 td.pass { background: #e3f5e1; color: #1d5e1a; font-weight: 600; }
 td.fail, td.error { background: #fbe3e3; color: #8a1414; font-weight: 600; }
+td.regressed { background: #fbe3e3; color: #8a1414; font-weight: 600; }
+td.ok { background: #e3f5e1; color: #1d5e1a; }
 td.not-checkable { background: #f5f1dc; color: #6b5d12; }
 dl.facts { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }
 dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
@@ -29,6 +31,7 @@ CHART_TITLES = {
     "rto_phases": "RTO by phase",
     "rpo_over_time": "RPO per scenario over time",
     "restore_throughput": "Restore throughput against database size",
+    "restore_tests": "Restore tests of existing backups over time",
 }
 
 

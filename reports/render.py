@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +20,7 @@ from reports.html import write_html
 from reports.manifest import RunManifest, split_records
 from reports.markdown import write_markdown
 from reports.regression import DEFAULT_WINDOW, Regression, find_regressions
+from reports.restore_tests_table import table as restore_tests_table
 from reports.tables import report_data
 
 
@@ -35,6 +37,7 @@ class LoadedHistory:
     frame: pd.DataFrame  # the drill results
     manifests: list[RunManifest]  # what each run collected
     uri: str
+    records: list[dict[str, Any]]  # every record, of every kind (restore tests among them)
 
 
 def load_history(uri: str, base: Path | None = None, *, manifests_suffice: bool = False) -> LoadedHistory:
@@ -47,7 +50,7 @@ def load_history(uri: str, base: Path | None = None, *, manifests_suffice: bool 
     if frame.empty and not (manifests_suffice and manifests):
         raise HistoryFormatError(f"history {history.uri} holds no drill results: run `pytest drills` first "
                                  "or point --history at the drills' history (drill_history)")  # fmt: skip
-    return LoadedHistory(frame, manifests, history.uri)
+    return LoadedHistory(frame, manifests, history.uri, records)
 
 
 def resolve_runs(frame: pd.DataFrame, runs: Sequence[str], manifests: Sequence[RunManifest] = ()) -> list[str]:
@@ -68,13 +71,16 @@ def resolve_runs(frame: pd.DataFrame, runs: Sequence[str], manifests: Sequence[R
 def render_report(
     frame: pd.DataFrame, run_ids: list[str], out: Path, *, thresholds: Iterable[Threshold] = (),
     history: str = "", config: DrillConfig | None = None, window: int = DEFAULT_WINDOW, now: datetime | None = None,
+    records: Sequence[dict[str, Any]] = (),
 ) -> Rendered:  # fmt: skip
-    """Writes `out`/charts/*.png, `out`/report.html and `out`/summary.md."""
+    """Writes `out`/charts/*.png, `out`/report.html and `out`/summary.md; `records` (the raw history) adds
+    the restore tests of existing backups."""
     checks = list(thresholds)
     found = find_regressions(frame, run_ids, checks, window=window)
     data = report_data(frame, run_ids, audit=audit(frame, now=now, config=config), regressions=found,
-                       specs=[t.spec for t in checks], history=history)  # fmt: skip
-    charts = write_charts(frame, out / "charts")
+                       specs=[t.spec for t in checks], history=history,
+                       extra=[restore_tests_table(records)])  # fmt: skip
+    charts = write_charts(frame, out / "charts", records)
     html = write_html(data, charts, out / "report.html")
     markdown = write_markdown(data, charts, out / "summary.md")
     return Rendered(charts, html, markdown, found)
@@ -91,12 +97,13 @@ def session_report(run_ids: list[str], history: History, config: DrillConfig, ro
     session's results (drill_compare_fail), all found before any is reported."""
     if not config.report and not config.compare_fail:
         return SessionReport([], [])
-    frame = to_frame(history.load())
+    records = history.load()
+    frame = to_frame(records)
     thresholds = config.compare_fail
     lines = []
     if config.report:
         rendered = render_report(frame, run_ids, root / config.report, thresholds=thresholds, history=history.uri,
-                                 config=config)  # fmt: skip
+                                 config=config, records=records)  # fmt: skip
         found = rendered.regressions
         lines.append(
             f"report: {rendered.html}   summary: {rendered.markdown}   charts: {rendered.html.parent / 'charts'}"

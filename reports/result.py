@@ -8,7 +8,7 @@ from typing import Any
 
 from reports.manifest import RESULT_KIND
 
-PHASES = ("detect", "provision", "restore", "verify")
+PHASES = ("detect", "provision", "restore", "verify", "repoint")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,9 @@ class DrillResult:
     case: str = ""  # the pytest case id (a property drill records several results under one case)
     error: DrillError | None = None  # set when the drill crashed before it could be judged
     backend_fallback: str = ""  # why drill_backend=auto ran this drill on another backend than container
+    # the outage the application saw through the service address (first failed request -> first write
+    # acknowledged after the recovery); None when it saw no failed request
+    app_outage_seconds: float | None = None
 
     @property
     def verdict(self) -> str:

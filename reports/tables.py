@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from reports.audit import Audit
-from reports.frame import PHASE_COLUMNS, changes, latest_per_key
+from reports.frame import KEY, PHASE_COLUMNS, changes, latest_per_key
 from reports.regression import Regression
 
 
@@ -48,11 +48,14 @@ def latest_table(frame: pd.DataFrame, run_ids: list[str]) -> Table:
             f"{r['rpo_seconds']:.2f} ({r['objective_rpo_seconds']:g})",
             f"{r['rpo_writes']}/{r['acked_writes']}",
             "/".join(f"{r[c]:.2f}" for c in PHASE_COLUMNS),
+            _num(r["app_outage_seconds"], ".2f"),
+            f"{_num(r['achieved_rate'], '.0f')} ({_num(r['requested_rate'], 'g')})",
             _num(r["restore_mb_per_s"], ".1f"),
             str(r["verdict"]),
         ))  # fmt: skip
     header = ("scenario", "backend", "scale", "layers", "RTO s (objective)", "RPO s (objective)",
-              "RPO writes lost/acked", "phases d/p/r/v s", "restore MB/s", "verdict")  # fmt: skip
+              "RPO writes lost/acked", "phases d/p/r/v/s s", "app outage s", "writes/s (asked)", "restore MB/s",
+              "verdict")  # fmt: skip
     return Table(
         "latest",
         "Latest run (newest result per scenario, backend and scale)",
@@ -77,6 +80,55 @@ def changes_table(frame: pd.DataFrame, run_ids: list[str]) -> Table:
     header = ("scenario", "backend", "scale", "compared with run", "RTO s", "RPO s", "RPO writes", "verdict")
     return Table("changes", "Changes since the previous run", header, rows,
                  note="each result beside the previous result of the same scenario, backend and scale")  # fmt: skip
+
+
+MONTHS_SHOWN = 3  # the newest months of each drill in the month-over-month table
+MONTHLY_REGRESSION = 0.20  # a monthly median this much worse than the month before is marked
+
+
+def _change(now: float, before: float | None) -> tuple[str, bool]:
+    """'+12%' and whether it is a regression (worse by more than MONTHLY_REGRESSION)."""
+    if before is None or pd.isna(before):
+        return "-", False
+    if before == 0:
+        return ("+inf%", True) if now > 0 else ("0%", False)
+    ratio = now / before - 1
+    return f"{100 * ratio:+.0f}%", ratio > MONTHLY_REGRESSION
+
+
+def monthly_table(frame: pd.DataFrame) -> Table:
+    """Median RTO and RPO per drill and calendar month (UTC) of the judged results (crashed drills measured
+    nothing), each beside the month before; a median worse by more than 20% is marked 'regressed'."""
+    judged = frame[frame["verdict"] != "error"]
+    months = judged["started_at"].dt.strftime("%Y-%m")
+    medians = judged.groupby([*KEY, months.rename("month")], sort=True).agg(
+        runs=("rto_seconds", "size"), rto=("rto_seconds", "median"), rpo=("rpo_seconds", "median")
+    )
+    rows = []
+    for key, per_key in medians.groupby(level=list(range(len(KEY))), sort=True):
+        previous: tuple[float | None, float | None] = (None, None)
+        shown = []
+        for (*_, month), m in per_key.iterrows():
+            rto, rto_bad = _change(float(m["rto"]), previous[0])
+            rpo, rpo_bad = _change(float(m["rpo"]), previous[1])
+            status = "first month" if previous[0] is None else "regressed" if rto_bad or rpo_bad else "ok"
+            shown.append((f"{key[0]} [{key[1]}, {key[2]}]", str(month), str(int(m["runs"])), f"{m['rto']:.2f}", rto,
+                          f"{m['rpo']:.2f}", rpo, status))  # fmt: skip
+            previous = (float(m["rto"]), float(m["rpo"]))
+        rows += shown[-MONTHS_SHOWN:]
+    header = (
+        "drill",
+        "month",
+        "results",
+        "median RTO s",
+        "vs month before",
+        "median RPO s",
+        "vs month before",
+        "status",
+    )
+    note = (f"calendar months (UTC), newest {MONTHS_SHOWN} per drill; 'regressed': a median more than "
+            f"{MONTHLY_REGRESSION:.0%} worse than the month before")  # fmt: skip
+    return Table("monthly", "Month over month", header, rows, status_column=len(header) - 1, note=note)
 
 
 def checks_table(frame: pd.DataFrame, run_ids: list[str]) -> Table:
@@ -117,6 +169,7 @@ def report_data(
     regressions: list[Regression],
     specs: list[str],
     history: str,
+    extra: Sequence[Table] = (),
 ) -> ReportData:
     """Everything a report shows about `run_ids` against the whole history in `frame`."""
     run = frame[frame["run_id"].isin(run_ids)]
@@ -137,9 +190,11 @@ def report_data(
     tables = [
         latest_table(frame, run_ids),
         changes_table(frame, run_ids),
+        monthly_table(frame),
         failures_table(frame, run_ids),
         regressions_table(regressions, specs),
         audit_table(audit),
         checks_table(frame, run_ids),
+        *extra,
     ]
     return ReportData("Disaster-recovery drill report", facts, tables)

@@ -11,6 +11,7 @@ from reports.result import Objectives
 
 if TYPE_CHECKING:
     from fixtures.drill import Drill
+    from fixtures.seed import SeedInfo
     from reports.stopwatch import Stopwatch
 
 
@@ -29,6 +30,9 @@ class Scenario:
     prepare: Callable[[Drill], None] | None = None
     # the damage or recovery names tables of the built-in schema: not applicable to a user's own seed
     builtin_schema_only: bool = False
+    # raises SchemaError (naming the tables and the fix) when the seed cannot carry the scenario; checked
+    # before any server starts
+    fits: Callable[[SeedInfo], None] | None = None
 
     @property
     def layer_label(self) -> str:

@@ -1,105 +1,95 @@
-"""Row deletion (layers 2 + 3): while the application writes, someone deletes rows it never meant to
-delete — a few seed orders with their items and attachments, and some loose order items. These
-deletions are not application writes (not in the ledger), so a correct recovery brings the rows back
-and layer 3 finds the seed + ledger state; a wrong one fails row counts and checksums.
+"""Row deletion (layers 2 + 3), on any schema: while the application writes, an operator deletes rows it
+never meant to delete (scenarios/incident.py plans them from the schema and the seed: rows of the largest
+referenced table with every row that references them, and some loose rows). These deletions are not
+application writes (not in the ledger), so a correct recovery brings the rows back and layer 3 finds the
+seed + ledger state; a wrong one fails row counts and checksums.
 
 Two recoveries from the same layer-2 fork (the namespace just before the incident, from the WAL that
 bottomless streamed to S3):
 - rewind: every table of the live database is made equal to the fork (in place, through sqld);
   every later write is lost (RPO > 0);
-- surgical: the rows the incident removed are found by diffing the fork against the live database
-  within the incident's scope, and inserted back; no later write is lost (RPO 0)."""
+- surgical: within the incident's scope (per table, the rows it deleted or cleared), the fork's rows are
+  put back into the live database; no later write is lost (RPO 0)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fixtures.seed import TABLES, install_seed
-from fixtures.workload import WRITER_ID_BASE
+from fixtures.seed import install_seed
 from layers.pitr import (
     PITR_ARGS,
     PRODUCTION_BATCH_INTERVAL,
     Fork,
     Layer2,
     RowScope,
+    apply_repair,
     bottomless_env,
-    missing_rows,
     namespace_dir,
+    plan_repair,
     point_before,
-    reinsert,
     rewind_in_place,
 )
 from reports.result import Objectives
 from scenarios.base import Scenario
+from scenarios.incident import Incident, Picks, pin_referenced, plan_incident, row_key
+from scenarios.pitr_checks import granularity, historical_rows
 
 if TYPE_CHECKING:
     from fixtures.drill import Drill
+    from fixtures.hrana import HranaSession
     from fixtures.seed import SeedInfo
     from reports.stopwatch import Stopwatch
 
 NAMESPACE = "shop"
 STAGING = "pitr-staging"
 DATABASE_ID = "drill"
-WATCHED = ("orders", "order_items", "attachments")  # the app check: historical (seed) rows never vanish
+
+Repair = Callable[["HranaSession", "HranaSession", tuple[RowScope, ...], "SeedInfo"], dict[str, int]]
 
 
 @dataclass(frozen=True)
 class IncidentPlan:
-    """What the incident deletes and when. Rows are picked as fractions of the seed's id range (so a
-    plan fits any scale): whole orders go with their items and attachments; loose items go alone.
-    `offset` is when, as a fraction of the batch interval after a bottomless batch flush."""
+    """What the incident deletes (Picks: fractions of the seed rows of the chosen tables) and when:
+    `offset` as a fraction of the batch interval after a bottomless batch flush."""
 
-    orders: tuple[float, ...] = (0.1, 0.5, 0.9)
-    loose_items: tuple[float, ...] = (0.3, 0.7)
+    picks: Picks = field(default_factory=Picks)
     offset: float = 0.5
 
     def __post_init__(self) -> None:
-        picks = (*self.orders, *self.loose_items, self.offset)
-        if not self.orders or any(not 0 <= p < 1 for p in picks):
-            raise ValueError(f"incident plan {self}: give at least one order; every pick and the offset in [0, 1)")
+        if not 0 <= self.offset < 1:
+            raise ValueError(f"incident plan {self}: the offset is in [0, 1)")
 
-    def targets(self, seed: SeedInfo) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(order ids, loose order_item ids) in the seed."""
 
-        def ids(picks: tuple[float, ...], table: str) -> tuple[int, ...]:
-            top = seed.max_ids[table]
-            return tuple(sorted({1 + int(p * top) for p in picks}))
+@dataclass
+class RowDeletionState:
+    """One drill's run of the scenario: its layer 2 and the incident as it happened."""
 
-        return ids(self.orders, "orders"), ids(self.loose_items, "order_items")
+    layer2: Layer2 | None = None
+    incident: Incident | None = None
+    sent_at: float = 0.0  # the incident's statements were sent: they committed at or after this instant
+    forks: int = 0  # forks made so far (each recovery forks into a namespace of its own)
 
-    def scopes(self, seed: SeedInfo) -> tuple[RowScope, ...]:
-        """The incident's footprint, as the operator reads it from the audit log: its WHERE clauses."""
-        orders, items = self.targets(seed)
-        in_orders = f"order_id IN ({','.join(map(str, orders))})"
-        in_items = f"id IN ({','.join(map(str, items))})" if items else "0"
-        return (
-            RowScope("attachments", in_orders),
-            RowScope("order_items", f"{in_orders} OR {in_items}"),
-            RowScope("orders", f"id IN ({','.join(map(str, orders))})"),
-        )
+
+def plan_for(seed: SeedInfo, plan: IncidentPlan) -> Incident:
+    counts = {t: d.count for t, d in seed.tables.items()}
+    return plan_incident(seed.schema, seed.path, counts, plan.picks)
+
+
+def fits(plan: IncidentPlan) -> Callable[[SeedInfo], None]:
+    """SchemaError (naming the tables and the fix) when the seed cannot carry the incident or its check."""
+
+    def check(seed: SeedInfo) -> None:
+        plan_for(seed, plan)
+        historical_rows(seed)
+
+    return check
 
 
 # -- arming: the primary streams its WAL to the primary region (layer 2) ---------------------------------
-def layer2_of(drill: Drill) -> Layer2:
-    assert drill.primary is not None
-    info = drill.details["layer2"]
-    assert isinstance(info, dict)
-    return Layer2(
-        http_url=drill.primary.http_url,
-        admin_url=drill.primary.admin_url,
-        namespace=info["namespace"],
-        database_id=info["database_id"],
-        bucket=info["bucket"],
-        s3=drill.primary_region.client(),
-        batch_interval=info["batch_interval_secs"],
-        timeout=drill.config.startup_timeout,
-    )
-
-
 def arm(drill: Drill) -> None:
     region, interval = drill.primary_region, drill.config.pitr_batch_interval
     bucket = drill.new_bucket(region, "layer2")
@@ -111,16 +101,24 @@ def arm(drill: Drill) -> None:
     drill.primary = server
     drill.details["sqld_version"] = server.version()
     drill.details["layer2"] = {
-        "namespace": NAMESPACE,
-        "database_id": DATABASE_ID,
-        "bucket": bucket,
-        "region": region.name,
-        "batch_interval_secs": interval,
-        "production_batch_interval_secs": PRODUCTION_BATCH_INTERVAL,
-    }
-    layer2_of(drill).create()  # adopts the seed file and snapshots it to S3
-    drill.target_headers.update(layer2_of(drill).headers())
+        "namespace": NAMESPACE, "database_id": DATABASE_ID, "bucket": bucket, "region": region.name,
+        "batch_interval_secs": interval, "production_batch_interval_secs": PRODUCTION_BATCH_INTERVAL,
+    }  # fmt: skip
+    layer2 = Layer2(
+        http_url=server.http_url, admin_url=server.admin_url, namespace=NAMESPACE, database_id=DATABASE_ID,
+        bucket=bucket, s3=region.client(), batch_interval=interval, timeout=drill.config.startup_timeout,
+    )  # fmt: skip
+    drill.state(RowDeletionState).layer2 = layer2
+    layer2.create()  # adopts the seed file and snapshots it to S3
+    drill.target_headers.update(layer2.headers())
     drill.start_workload()
+
+
+def layer2_of(drill: Drill) -> Layer2:
+    layer2 = drill.state(RowDeletionState).layer2
+    if layer2 is None:
+        raise RuntimeError("row deletion: layer 2 was never armed")
+    return layer2
 
 
 def prepare(plan: IncidentPlan) -> Callable[[Drill], None]:
@@ -138,129 +136,115 @@ def prepare(plan: IncidentPlan) -> Callable[[Drill], None]:
 # -- the incident ------------------------------------------------------------------------------------------
 def damage(plan: IncidentPlan) -> Callable[[Drill], None]:
     def run(drill: Drill) -> None:
-        orders, items = plan.targets(drill.seed)
-        deleted: dict[str, int] = {}
+        state = drill.state(RowDeletionState)
+        incident = plan_for(drill.seed, plan)
         with layer2_of(drill).session() as s:
             sent = time.time()
             s.execute("BEGIN IMMEDIATE")
-            for scope in plan.scopes(drill.seed):
-                deleted[scope.table] = s.execute(f"DELETE FROM {scope.table} WHERE {scope.where}").affected
+            pin_referenced(incident, drill.seed.schema, s)
+            affected = {}
+            for table, sql, args in incident.statements():
+                affected[table] = s.execute(sql, args).affected
             s.execute("COMMIT")
             acked = time.time()
+        state.incident, state.sent_at = incident, sent
         drill.details["incident"] = {
-            "at": datetime.fromtimestamp(sent, UTC).isoformat(),
-            "at_epoch": sent,  # the statement was sent: it committed at or after this instant
-            "acked_at_epoch": acked,
-            "orders": list(orders),
-            "loose_items": list(items),
-            "deleted": deleted,
-            "offset_in_batch": plan.offset,
-        }
+            **incident.describe(), "statements_affected": affected, "offset_in_batch": plan.offset,
+            "at": datetime.fromtimestamp(sent, UTC).isoformat(), "at_epoch": sent, "acked_at_epoch": acked,
+        }  # fmt: skip
 
     return run
 
 
 def detect_missing_rows(drill: Drill) -> float:
-    """The application's own check: historical (seed) rows never disappear. Polls their counts every
-    probe interval; the monotonic instant the check first fails."""
-    seed, interval = drill.seed, drill.config.probe_interval
-    query = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t} WHERE id <= {seed.max_ids[t]})" for t in WATCHED)
-    expected = tuple(seed.tables[t].count for t in WATCHED)
+    """The application's own check, derived from the schema: historical (seed) rows never disappear.
+    Polls every probe interval; the monotonic instant the check first fails."""
+    query, expected = historical_rows(drill.seed)
     deadline = time.monotonic() + drill.config.startup_timeout
     with layer2_of(drill).session(timeout=10) as s:
         while time.monotonic() < deadline:
-            counts = s.execute(query).rows[0]
-            if tuple(counts) != expected:
-                drill.details["detected_by"] = f"app check: seed rows {dict(zip(WATCHED, counts, strict=True))}"
+            counts = tuple(s.execute(query).rows[0])
+            if counts != tuple(expected.values()):
+                drill.details["detected_by"] = f"app check: seed rows {dict(zip(expected, counts, strict=True))}"
                 return time.monotonic()
-            time.sleep(interval)
+            time.sleep(drill.config.probe_interval)
     raise TimeoutError(f"the app check saw every seed row present for {drill.config.startup_timeout:g}s")
 
 
 # -- recoveries --------------------------------------------------------------------------------------------
-def restore_point(incident_at: float) -> float:
-    """Just before the incident (a module-level step, so a sabotage can move it)."""
-    return point_before(incident_at)
-
-
-def _incident_at(drill: Drill) -> float:
-    incident = drill.details["incident"]
-    assert isinstance(incident, dict)
-    return float(incident["at_epoch"])
-
-
-def _fork(drill: Drill) -> tuple[Layer2, Fork]:
+def _fork(drill: Drill, point: Callable[[float], float]) -> tuple[Layer2, Fork, Incident]:
+    state = drill.state(RowDeletionState)
+    if state.incident is None:
+        raise RuntimeError("row deletion: no incident happened")
     layer2 = layer2_of(drill)
-    return layer2, layer2.fork(STAGING, restore_point(_incident_at(drill)))
+    state.forks += 1
+    name = STAGING if state.forks == 1 else f"{STAGING}{state.forks}"
+    return layer2, layer2.fork(name, point(state.sent_at)), state.incident
 
 
 def _granularity(drill: Drill, layer2: Layer2, fork: Fork) -> dict[str, Any]:
-    """Where the fork landed against the ledger: the newest workload order it holds and the first it
-    lacks (their acknowledgement instants), against the requested point and the incident."""
-    with layer2.session(fork.namespace) as s:
-        newest = s.execute("SELECT max(id) FROM orders WHERE id > ?", [WRITER_ID_BASE]).rows[0][0]
-    placed = {
-        c.key: w.acked_at for w in drill.ledger.acked() if w.op == "place" for c in w.changes if c.table == "orders"
-    }
-    included = placed.get(newest) if newest is not None else None
-    excluded = min((at for key, at in placed.items() if newest is None or int(key) > int(newest)), default=None)  # type: ignore[call-overload]
-    incident = _incident_at(drill)
-
-    def iso(at: float | None) -> str | None:
-        return None if at is None else datetime.fromtimestamp(at, UTC).isoformat()
-
-    return {
-        "pitr_requested_point": fork.timestamp + "Z",
-        "pitr_newest_write_in_fork": iso(included),
-        "pitr_first_write_not_in_fork": iso(excluded),
-        "pitr_gap_before_incident_seconds": None if included is None else round(incident - included, 3),
-        "pitr_point_to_fork_state_seconds": None if included is None else round(included - fork.requested, 3),
-        "pitr_fork_seconds": round(fork.seconds, 3),
-        "pitr_upload_proof": fork.proof.describe(),
-    }
+    return granularity(drill, layer2, fork, drill.state(RowDeletionState).sent_at)
 
 
-def recover_surgical(plan: IncidentPlan) -> Callable[[Drill, Stopwatch], dict[str, Any]]:
+def repair_surgically(
+    staging: HranaSession, live: HranaSession, scopes: tuple[RowScope, ...], seed: SeedInfo
+) -> dict[str, int]:
+    """Put back, from the fork, the rows within the incident's scopes; per table, the rows written."""
+    plan = plan_repair(staging, live, scopes)
+    columns = {s.table: [c.name for c in seed.schema.table(s.table).columns] for s in scopes}
+    apply_repair(live, plan, scopes, columns)
+    return plan.counts
+
+
+def recover_surgical(point: Callable[[float], float], repair: Repair) -> Callable[[Drill, Stopwatch], dict[str, Any]]:
     def run(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
-        layer2, fork = _fork(drill)
+        layer2, fork, incident = _fork(drill, point)
         watch.mark("provision")
         with layer2.session(fork.namespace) as staging, layer2.session() as live:
-            lost = missing_rows(staging, live, plan.scopes(drill.seed))
-            restored = reinsert(live, lost, TABLES)
+            restored = repair(staging, live, incident.scopes(), drill.seed)
         watch.mark("restore")
+        return {"recovery": "surgical", "rows_restored": restored, "rows_restored_total": sum(restored.values()),
+                **_granularity(drill, layer2, fork)}  # fmt: skip
+
+    return run
+
+
+def recover_rewind(point: Callable[[float], float]) -> Callable[[Drill, Stopwatch], dict[str, Any]]:
+    def run(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
+        layer2, fork, _ = _fork(drill, point)
+        watch.mark("provision")
+        schema = drill.seed.schema
+        tables = [(t, row_key(schema.table(t)), [c.name for c in schema.table(t).columns])
+                  for t in schema.insertion_order()]  # fmt: skip
+        with layer2.session(fork.namespace) as staging, layer2.session() as live:
+            changed = rewind_in_place(staging, live, tables)
+        watch.mark("restore")
+        sent_at = drill.state(RowDeletionState).sent_at
         return {
-            "recovery": "surgical",
-            "rows_restored": {t: len(rows) for t, rows in lost.items()},
-            "rows_restored_total": restored,
+            "recovery": "rewind (in place)",
+            "rows_rewritten": {t: up for t, (up, _) in changed.items() if up},
+            "rows_removed": {t: drop for t, (_, drop) in changed.items() if drop},
+            "writes_acked_after_incident": sum(1 for w in drill.ledger.acked() if w.acked_at > sent_at),
             **_granularity(drill, layer2, fork),
         }
 
     return run
 
 
-def recover_rewind(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
-    layer2, fork = _fork(drill)
-    watch.mark("provision")
-    with layer2.session(fork.namespace) as staging, layer2.session() as live:
-        changed = rewind_in_place(staging, live, TABLES)
-    watch.mark("restore")
-    incident = _incident_at(drill)
-    return {
-        "recovery": "rewind (in place)",
-        "rows_rewritten": {t: up for t, (up, _) in changed.items() if up},
-        "rows_removed": {t: drop for t, (_, drop) in changed.items() if drop},
-        "writes_acked_after_incident": sum(1 for w in drill.ledger.acked() if w.acked_at > incident),
-        **_granularity(drill, layer2, fork),
-    }
-
-
-def row_deletion(name: str, plan: IncidentPlan, recovery: str) -> Scenario:
-    """The scenario for one incident plan and one recovery ('surgical' or 'rewind')."""
+def row_deletion(
+    name: str, plan: IncidentPlan, recovery: str, *, point: Callable[[float], float] = point_before,
+    repair: Repair = repair_surgically,
+) -> Scenario:  # fmt: skip
+    """The scenario for one incident plan and one recovery ('surgical' or 'rewind'), forking layer 2 at
+    `point(incident instant)` (just before the incident)."""
     if recovery == "surgical":
-        recover, objectives = recover_surgical(plan), Objectives(rpo_seconds=0.0, rto_seconds=60.0, rpo_writes=0)
+        recover, objectives = (
+            recover_surgical(point, repair),
+            Objectives(rpo_seconds=0.0, rto_seconds=60.0, rpo_writes=0),
+        )
     elif recovery == "rewind":
         # loses the writes since the last batch flushed before the incident's second: batch interval + 1 s
-        recover, objectives = recover_rewind, Objectives(rpo_seconds=5.0, rto_seconds=60.0)
+        recover, objectives = recover_rewind(point), Objectives(rpo_seconds=5.0, rto_seconds=60.0)
     else:
         raise ValueError(f"recovery {recovery!r}: use 'surgical' or 'rewind'")
     return Scenario(
@@ -273,7 +257,7 @@ def row_deletion(name: str, plan: IncidentPlan, recovery: str) -> Scenario:
         detect=detect_missing_rows,
         recover=recover,
         prepare=prepare(plan),
-        builtin_schema_only=True,
+        fits=fits(plan),
     )
 
 

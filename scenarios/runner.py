@@ -18,6 +18,7 @@ from reports.redact import redact
 from reports.result import DrillError, DrillResult, Objectives, judge
 from reports.stopwatch import Stopwatch
 from scenarios.base import Scenario
+from scenarios.service import restore_service
 
 
 class DrillCrashed(RuntimeError):
@@ -70,11 +71,14 @@ def _execute(drill: Drill, scenario: Scenario, progress: Progress) -> DrillResul
     baseline = benchmark(drill.serving().http_url, app.benchmark, config.benchmark_repeat, headers=drill.target_headers)
 
     progress.phase, progress.failure_at = "damage", time.time()
+    if drill.traffic is not None:
+        drill.traffic.damage_at = progress.failure_at
     watch = progress.watch = Stopwatch()
     scenario.damage(drill)
     progress.phase = "detect"
     watch.mark("detect", scenario.detect(drill))
-    drill.stop_traffic()
+    if drill.traffic is not None:
+        drill.traffic.hold_writes()  # the application has seen the outage
     progress.phase = "recover"
     details = scenario.recover(drill, watch)
 
@@ -90,7 +94,10 @@ def _execute(drill: Drill, scenario: Scenario, progress: Progress) -> DrillResul
         checked_file=drill.served_file(),  # a file verified before it served: only what needs the server now
     )
     watch.mark("verify")
-    return _judged_result(drill, scenario, progress, verification, details)
+    progress.phase = "repoint"
+    service = restore_service(drill, watch, progress.failure_at, verification)
+    details = {**details, **service.details, "checks": [*details.get("checks", []), *service.checks]}
+    return _judged_result(drill, scenario, progress, verification, details, app_outage=service.view.outage_seconds)
 
 
 def _objectives(drill: Drill, scenario: Scenario) -> Objectives:
@@ -107,7 +114,12 @@ def _checks(drill: Drill, verification: Verification, details: dict[str, Any]) -
 
 
 def _judged_result(
-    drill: Drill, scenario: Scenario, progress: Progress, verification: Verification, details: dict[str, Any]
+    drill: Drill,
+    scenario: Scenario,
+    progress: Progress,
+    verification: Verification,
+    details: dict[str, Any],
+    app_outage: float | None,
 ) -> DrillResult:
     assert progress.watch is not None and progress.failure_at is not None
     watch, objectives = progress.watch, _objectives(drill, scenario)
@@ -125,7 +137,7 @@ def _judged_result(
         rpo_writes=len(loss.lost), rpo_rows=loss.lost_rows, rpo_seconds=rpo_seconds,
         **_write_counts(drill), objectives=objectives,
         checks=[{"name": c.name, "ok": c.ok, "detail": c.detail, "seconds": round(c.seconds, 4)} for c in checks],
-        failures=failures, details=recorded,
+        failures=failures, details=recorded, app_outage_seconds=app_outage,
     )  # fmt: skip
 
 

@@ -75,24 +75,41 @@ def _pitr_fork_after_incident() -> None:
     import math
     import time
 
-    import scenarios.row_deletion as row_deletion
+    import scenarios.row_deletion as rd
 
     def after(incident_at: float) -> float:
         point = math.floor(incident_at) + 2.0
         time.sleep(max(0.0, point - time.time() + 0.1))  # the fork refuses points in the future
         return point
 
-    row_deletion.restore_point = after  # type: ignore[assignment]
+    rd.ROW_DELETION_SURGICAL = rd.row_deletion("row-deletion-surgical", rd.IncidentPlan(), "surgical", point=after)
+    rd.ROW_DELETION_REWIND = rd.row_deletion("row-deletion-rewind", rd.IncidentPlan(), "rewind", point=after)
 
 
 def _pitr_surgical_skipped() -> None:
     """The surgical repair finds the removed rows in the fork but never puts them back."""
-    import scenarios.row_deletion as row_deletion
+    import scenarios.row_deletion as rd
+    from layers.pitr import plan_repair
 
-    def reinsert_nothing(live: Any, rows: dict[str, list[Any]], order: Any) -> int:
-        return sum(len(r) for r in rows.values())
+    def find_only(staging: Any, live: Any, scopes: Any, seed: Any) -> dict[str, int]:
+        return plan_repair(staging, live, scopes).counts
 
-    row_deletion.reinsert = reinsert_nothing  # type: ignore[assignment]
+    rd.ROW_DELETION_SURGICAL = rd.row_deletion("row-deletion-surgical", rd.IncidentPlan(), "surgical", repair=find_only)
+
+
+def _pitr_repair_skips_a_table() -> None:
+    """The surgical repair puts back every table of the incident but the last (children) one."""
+    import scenarios.row_deletion as rd
+
+    whole = rd.repair_surgically
+
+    def all_but_last(staging: Any, live: Any, scopes: Any, seed: Any) -> dict[str, int]:
+        return whole(staging, live, scopes[:-1], seed)
+
+    rd.repair_surgically = all_but_last  # type: ignore[assignment]  # the random sequences repair with it too
+    rd.ROW_DELETION_SURGICAL = rd.row_deletion(
+        "row-deletion-surgical", rd.IncidentPlan(), "surgical", repair=all_but_last
+    )
 
 
 def _table_corruption_restore_damaged_copy() -> None:
@@ -144,7 +161,23 @@ def _drill_setup_crashes() -> None:
     Drill.__init__ = refuse  # type: ignore[method-assign]
 
 
+def _service_repointed_late() -> None:
+    """The failover is reported done, but the service address follows the recovered server 2 s later."""
+    import threading
+
+    from fixtures.service_proxy import ServiceProxy
+
+    real = ServiceProxy.repoint
+
+    def late(self: ServiceProxy, upstream: tuple[str, int]) -> float:
+        threading.Timer(2.0, real, args=(self, upstream)).start()
+        return real(self, self.upstream)  # reports "done" without moving
+
+    ServiceProxy.repoint = late  # type: ignore[method-assign]
+
+
 SABOTAGE: dict[str, Callable[[], None]] = {
+    "service-repointed-late": _service_repointed_late,
     "total-loss-recover-crashes": _total_loss_recover_crashes,
     "drill-setup-crashes": _drill_setup_crashes,
     "total-loss-restore-noop": _restore_noop,
@@ -153,6 +186,7 @@ SABOTAGE: dict[str, Callable[[], None]] = {
     "pitr-surgical-fork-after-incident": _pitr_fork_after_incident,
     "pitr-rewind-fork-after-incident": _pitr_fork_after_incident,
     "pitr-surgical-skipped": _pitr_surgical_skipped,
+    "pitr-repair-skips-a-table": _pitr_repair_skips_a_table,
     "region-outage-offsite-disabled": _region_outage_offsite_disabled,
     "region-outage-wal-objects-skipped": _region_outage_wal_objects_skipped,
     "table-corruption-restore-skipped": _restore_noop,

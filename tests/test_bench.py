@@ -103,3 +103,14 @@ def test_suite_time_flags_torn_or_duplicated_history(tmp_path: Path) -> None:
     alone = suite_time.SuiteRun(1, "process", "2MB", 2.0, 2, 0, records=2, drills=2, run_ids=1, exit_code=0)
     fewer = suite_time.SuiteRun(2, "process", "2MB", 1.0, 2, 0, records=1, drills=1, run_ids=1, exit_code=0)
     assert alone.isolated and not suite_time.all_good([alone, fewer])  # a record lost in the parallel run
+
+
+def test_soak_runs_drills_back_to_back_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/soak.py for 2 minutes (the CI soak; the monthly one runs 60): every drill passed, nothing lost
+    beyond an RPO objective, no process or bucket left behind."""
+    from bench import soak
+
+    run = soak.main(["--minutes", "2", "--backend", "process", "--workdir", str(tmp_path), "--", "-k", "total_loss"])
+    assert run.good, run
+    assert run.drills >= 3 and run.passed == run.drills and run.acked_writes > 0
+    assert "lost beyond RPO" in capsys.readouterr().out

@@ -24,13 +24,13 @@ from layers.pitr import (
     PitrError,
     RowScope,
     WalNotInS3,
+    apply_repair,
     bottomless_env,
     fork_timestamp,
-    missing_rows,
     namespace_dir,
     namespace_headers,
+    plan_repair,
     point_before,
-    reinsert,
     rewind_in_place,
     table_diff,
 )
@@ -153,19 +153,22 @@ def test_surgical_repair_puts_back_exactly_the_removed_rows(streaming: Streaming
     layer2 = streaming.layer2
     _write_marks(layer2, 2.5)
     layer2.wait_for_batches(1, timeout=10)
-    scopes = (RowScope("attachments", "order_id IN (3, 7)"), RowScope("order_items", "order_id IN (3, 7) OR id = 11"),
-              RowScope("orders", "id IN (3, 7)"))  # fmt: skip
+    picked = (("orders", "id IN (3, 7)"), ("order_items", "order_id IN (3, 7) OR id = 11"),
+              ("attachments", "order_id IN (3, 7)"))  # fmt: skip
     with layer2.session() as s:
         s.execute("INSERT INTO orders VALUES (900001, 1, 'new', 10, NULL, 'x', 1)")  # a later write to keep
+        scopes = tuple(RowScope(t, ("rowid",), tuple(tuple(r) for r in s.execute(f"SELECT rowid FROM {t} WHERE {w}").rows))
+                       for t, w in picked)  # fmt: skip
         incident_at = time.time()
-        removed = sum(s.execute(f"DELETE FROM {sc.table} WHERE {sc.where}").affected for sc in scopes)
+        removed = sum(s.execute(f"DELETE FROM {t} WHERE {w}").affected for t, w in reversed(picked))
     layer2.fork("pitr-staging", point_before(incident_at))
+    columns = {t: [c.name for c in small_seed.schema.table(t).columns] for t, _ in picked}
     with layer2.session("pitr-staging") as staging, layer2.session() as live:
-        lost = missing_rows(staging, live, scopes)
-        assert sum(len(rows) for rows in lost.values()) == removed > 0
-        assert reinsert(live, lost, TABLES) == removed
+        plan = plan_repair(staging, live, scopes)
+        assert sum(plan.counts.values()) == removed > 0 and not any(plan.restore.values())
+        assert apply_repair(live, plan, scopes, columns) == removed
         with pytest.raises(HranaError, match="CONSTRAINT"):
-            reinsert(live, lost, TABLES)  # the keys exist again: refuse, change nothing
+            apply_repair(live, plan, scopes, columns)  # the keys exist again: refuse, change nothing
         assert live.execute("SELECT count(*) FROM orders WHERE id = 900001").rows == [(1,)]
     after = _digests(layer2)
     for table in ("attachments", "order_items"):
@@ -173,7 +176,7 @@ def test_surgical_repair_puts_back_exactly_the_removed_rows(streaming: Streaming
     assert after["orders"] == small_seed.tables["orders"].add((900001, 1, "new", 10, None, "x", 1))
 
 
-def test_rewind_in_place_makes_the_live_tables_equal_to_the_fork(streaming: Streaming) -> None:
+def test_rewind_in_place_makes_the_live_tables_equal_to_the_fork(streaming: Streaming, small_seed: SeedInfo) -> None:
     layer2 = streaming.layer2
     _write_marks(layer2, 1.2)
     point = time.time()
@@ -185,8 +188,9 @@ def test_rewind_in_place_makes_the_live_tables_equal_to_the_fork(streaming: Stre
         s.execute("INSERT INTO orders VALUES (900002, 2, 'new', 10, NULL, 'x', 1)")
     layer2.fork("pitr-staging", point)
     with layer2.session("pitr-staging") as staging, layer2.session() as live:
-        assert table_diff(staging, live, "orders")[1] == [900002]
-        changed = rewind_in_place(staging, live, TABLES)
+        assert table_diff(staging, live, "orders")[1] == [(900002,)]
+        spec = [(t, ("rowid",), [c.name for c in small_seed.schema.table(t).columns]) for t in TABLES]
+        changed = rewind_in_place(staging, live, spec)
         assert changed["orders"] == (1, 1)
         assert all(table_diff(staging, live, t) == ([], []) for t in TABLES)
     assert _digests(layer2) == _digests(layer2, "pitr-staging")

@@ -68,14 +68,15 @@ def test_ini_settings_apply_and_flags_win(tmp_path: Path) -> None:
     assert "test_total_loss[process]" in run.output
 
 
-def test_builtin_only_property_drill_skips_on_your_own_seed(tmp_path: Path) -> None:
-    """The property drill goes through run_scenario like every drill: on a user's own seed it skips with
-    the reason instead of crashing on the builtin schema's namespace."""
-    run = run_pytest(["drills/test_pitr_property.py", "--drill-backend=process",
-                      "--drill-seed=tests/fixtures_data/own_schema.sql", "-rs"], tmp_path)  # fmt: skip
+def test_the_property_drill_runs_on_your_own_seed(tmp_path: Path) -> None:
+    """The property drill goes through run_scenario like every drill, and its incidents are planned from the
+    schema: on a user's own seed it runs (it crashed there on the builtin schema's namespace before)."""
+    run = run_pytest(["drills/test_pitr_property.py", "--drill-backend=process", "--drill-property-examples=2",
+                      "--drill-seed=tests/fixtures_data/own_schema.sql"], tmp_path)  # fmt: skip
     assert run.returncode == 0, run.output[-3000:]
-    assert "1 skipped" in run.output and "damages tables of the built-in schema" in run.output
-    assert run.history == [] and len(run.manifests) == 1
+    assert "1 passed" in run.output and len(run.manifests) == 1
+    assert [(r["scenario"], r["verdict"]) for r in run.history] == [("row-deletion-random", "pass")] * 2
+    assert all(r["scale"] == "seed:own_schema.sql" and r["details"]["incident"]["deleted"] for r in run.history)
 
 
 def test_the_plugin_is_an_entry_point_that_drills_a_foreign_repository(tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ def test_charts_and_tables_render_in_chromium(chromium: str, report: Path, tmp_p
     assert int(rendered["latest"]) == 1 + 9  # header + 4 scenarios x 2 backends + the 100MB result
     assert int(rendered["changes"]) == 10 and int(rendered["audit"]) > 20 and int(rendered["checks"]) > 20
     assert int(rendered["regressions"]) >= 2  # header + the slower total-loss at least
+    assert int(rendered["monthly"]) == 1 + 9  # one month (October) of each of the nine drills
     assert "write_probe: refused" in dom
 
 

@@ -25,6 +25,7 @@ from reports.frame import HistoryFormatError, changes, latest_run_ids, to_frame
 from reports.history import FileHistory
 from reports.regression import find_regressions
 from reports.render import render_report, session_report
+from reports.result import PHASES
 from reports.tables import changes_table
 from tests import synthetic_history as synth
 from tests.drillrun import ROOT, run_pytest
@@ -95,21 +96,29 @@ def _ydata(line: Line2D) -> list[float]:
     return [float(v) for v in np.asarray(line.get_ydata())]
 
 
+def _panel(fig, title: str):  # type: ignore[no-untyped-def]
+    return next(ax for ax in fig.axes if ax.get_title().split("\n")[0] == title)
+
+
 def test_charts_plot_the_measured_values_and_the_objectives() -> None:
+    """One panel per scenario and scale (a line per backend) with the objective, and the phases stacked per
+    run in one panel per scenario, backend and scale."""
     results = synth.history(3)
     frame = frame_of(results)
-    ax = rto_over_time(frame).axes[0]
+    ax = _panel(rto_over_time(frame), "total-loss [2MB]")
     lines = {line.get_label(): line for line in ax.get_lines()}
-    measured = [r.rto_seconds for r in results if (r.scenario, r.backend) == ("total-loss", "container")]
-    assert _ydata(lines["total-loss [container, 2MB]"]) == pytest.approx(measured)
-    assert set(_ydata(lines["region-outage objective"])) == {60.0}
-    rpo = {line.get_label(): line for line in rpo_over_time(frame).axes[0].get_lines()}
-    assert set(_ydata(rpo["row-deletion-rewind objective"])) == {5.0}
-    bars = rto_phases(frame).axes[0]
-    latest = [r for r in results if r.run_id == "run02"]
-    assert sum(p.get_width() for p in bars.patches if isinstance(p, Rectangle)) == pytest.approx(
-        sum(r.rto_seconds for r in latest)
-    )
+    measured = [
+        r.rto_seconds for r in results if (r.scenario, r.backend, r.scale) == ("total-loss", "container", "2MB")
+    ]
+    assert _ydata(lines["container"]) == pytest.approx(measured)
+    assert set(_ydata(lines["objective 60 s"])) == {60.0}
+    rpo = {line.get_label(): line for line in _panel(rpo_over_time(frame), "row-deletion-rewind [2MB]").get_lines()}
+    assert set(_ydata(rpo["objective 5 s"])) == {5.0}
+    bars = _panel(rto_phases(frame), "total-loss [process, 100MB]")
+    big = [r for r in results if r.scale == "100MB"]
+    stacked = [p for container in bars.containers for p in container if isinstance(p, Rectangle)]
+    assert len(stacked) == len(PHASES) * len(big)  # every phase of a run (detect .. repoint)
+    assert sum(p.get_height() for p in stacked) == pytest.approx(sum(r.rto_seconds for r in big))
 
 
 # -- regression thresholds -----------------------------------------------------------------------------
