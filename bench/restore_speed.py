@@ -1,28 +1,26 @@
-"""Restore speed of each layer against the physical limit, measured side by side in one run.
+"""Backup and restore speed of each layer and format against the physical limit, side by side in one run.
 
-For each seed size: the physical limits (a raw copy of the database file on the same disk with fsync, and
-`sqlite3 .backup` of it), a plain SQL replay of the layer-1 dump by the sqlite3 CLI (the floor of any
-SQL-dump restore, no server in the way), then each layer's restore into a fresh process sqld:
+For each seed size: the physical limits (a raw copy of the database file on the same disk with fsync,
+`sqlite3 .backup` of it, an S3 GET of it), then from one running seeded process sqld:
 
-- layer 1: layers.backup.take_backup into a moto bucket, then restore_latest (timed), with the time split
-  into download / verify / replay (measured inside the real call) and the CPU sqld and the runner used;
-- layer 2: bottomless: a sqld streaming to a moto bucket is stopped (its snapshot flushed), then a sqld
-  with the same settings starts on an empty folder and restores the newest generation (timed up to
-  /health; the start of an empty sqld is shown beside it);
-- layer 4: the layer-1 backup sealed into another region (layers.offsite.copy_backup), then
-  restore_offsite (decrypt + replay, timed).
+- layer-1 backup cycles: a page snapshot (layers.snapshot: first, and later after LATER_ROWS new rows)
+  and a dump (layers.backup.take_backup), each into a moto bucket, with the runner's and sqld's peak RSS;
+- layer 1 and layer 4 restores of each format through layers.recovery.restore_first into a fresh process
+  sqld (download, checksum, decrypt for layer 4, decompress and place by file or replay, to /health), and
+  layer 3's verify as a drill runs it (page: the file gate at C speed + the served checks; dump: every row
+  over Hrana), each its own row;
+- layer 2 (`--layers` with 2): bottomless restoring its newest generation at start (to /health).
 
 Every restore is checked (row counts of every table) before its time is reported. MB/s is database-file
 bytes per second for every row, so `vs raw` = raw-copy seconds / row seconds.
 
-    .venv/bin/python bench/restore_speed.py --sizes 10MB,100MB,1GB [--layers 1,2,4] [--json out.json]
+    .venv/bin/python bench/restore_speed.py --sizes 100MB,1GB [--layers 1,4] [--formats page,dump] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
 import json
 import os
 import shutil
@@ -40,7 +38,7 @@ if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
 import layers.backup as backup  # noqa: E402
-import layers.offsite as offsite  # noqa: E402
+import layers.recovery as recovery  # noqa: E402
 from bench.procstat import cpu_seconds, lifetime_peak_mb, peak_mb, reset_peak  # noqa: E402
 from fixtures.binary import sqld_binary  # noqa: E402
 from fixtures.config import ConfigError, parse_scale  # noqa: E402
@@ -50,12 +48,16 @@ from fixtures.s3 import Region, open_region  # noqa: E402
 from fixtures.seed import TABLES, SeedInfo, build_seed, install_seed  # noqa: E402
 from fixtures.sqld import SqldSpec  # noqa: E402
 from fixtures.sqld_process import ProcessSqld  # noqa: E402
-from layers.offsite import OffsiteKey, copy_backup, keyring, restore_offsite  # noqa: E402
+from layers.offsite import OffsiteKey, OffsiteSource, copy_backup, keyring  # noqa: E402
 from layers.pitr import bottomless_env  # noqa: E402
+from layers.snapshot import PageSnapshots  # noqa: E402
 from layers.store import S3Store  # noqa: E402
+from layers.verify import verify  # noqa: E402
 from reports.text import text_table  # noqa: E402
 
 LAYERS = ("1", "2", "4")
+FORMATS = ("page", "dump")
+LATER_ROWS = 5000  # rows written between the first and the later page cycle
 RAW = "raw copy + fsync"
 
 
@@ -94,19 +96,6 @@ def sqlite_backup(src: Path, dst: Path) -> float:
     """`sqlite3 SRC .backup DST` (the SQLite online-backup API, page by page; synchronous=FULL)."""
     started = time.monotonic()
     subprocess.run(["sqlite3", str(src), f".backup '{dst}'"], check=True, capture_output=True, timeout=3600)
-    return time.monotonic() - started
-
-
-def sqlite_replay(gz_dump: Path, dst: Path) -> float:
-    """The layer-1 dump replayed by the sqlite3 CLI into a local file: SQL replay with no server and no HTTP."""
-    started = time.monotonic()
-    with gzip.open(gz_dump, "rb") as text:
-        proc = subprocess.Popen(["sqlite3", str(dst)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        assert proc.stdin is not None
-        shutil.copyfileobj(text, proc.stdin, 1 << 20)
-        proc.stdin.close()
-        if proc.wait(timeout=3600) != 0:
-            raise RuntimeError(f"sqlite3 could not replay {gz_dump}")
     return time.monotonic() - started
 
 
@@ -160,20 +149,6 @@ class Bench:
             self.reaper.reap()
 
 
-def check_restored(url: str, seed: SeedInfo) -> None:
-    """Every table holds the seed's row count (a restore that lost rows is not timed)."""
-    counts: dict[str, object] = {}
-    with HranaSession(url, timeout=600) as s:
-        for t in TABLES:
-            try:
-                counts[t] = s.execute(f"SELECT count(*) FROM {t}").rows[0][0]
-            except HranaError as exc:
-                counts[t] = str(exc)[:80]
-    expected = {t: seed.tables[t].count for t in TABLES}
-    if counts != expected:
-        raise RuntimeError(f"restore into {url} is incomplete: rows {counts}, expected {expected}")
-
-
 @contextlib.contextmanager
 def timed_calls(module: Any, names: tuple[str, ...]) -> Iterator[dict[str, float]]:
     """Time calls of module-level functions while the real caller runs (seconds summed by name)."""
@@ -213,70 +188,109 @@ def measured(pid: Callable[[], int | None]) -> Iterator[dict[str, float]]:
     out["runner_peak_mb"] = peak_mb() or 0.0
 
 
-def _python_parse_seconds(gz_dump: Path) -> tuple[float, float]:
-    """(gunzip alone, gunzip + grouping into whole-statement chunks) of the dump, no network."""
-    started = time.monotonic()
-    with gzip.open(gz_dump, "rb") as raw:
-        while raw.read(1 << 20):
-            pass
-    gunzip = time.monotonic() - started
-    started = time.monotonic()
-    with gzip.open(gz_dump, "rt", encoding="utf-8", newline="") as text:
-        for _ in backup._statements(iter(text)):
-            pass
-    return gunzip, time.monotonic() - started
-
-
 # -- the layers ------------------------------------------------------------------------------------------------
-@dataclass
-class Layer1Backup:
-    catalog: backup.BackupCatalog
-    entry: backup.CatalogEntry
-    dump: Path  # a local copy of the gzip'd dump (for the sqlite3 replay and the parse-only pass)
+Backups = dict[str, tuple[backup.BackupCatalog, backup.CatalogEntry]]  # format -> its catalog, its newest entry
 
 
-def make_layer1_backup(bench: Bench, seed: SeedInfo) -> tuple[Layer1Backup, float]:
+def _cycle_row(
+    seed: SeedInfo, step: str, source: ProcessSqld, job: Callable[[], backup.CatalogEntry]
+) -> tuple[Row, backup.CatalogEntry]:
+    with measured(lambda: source.pid) as m:
+        reset_peak(source.pid or "self")
+        entry = job()
+    detail = {"object_bytes": float(entry.bytes), "sqld_cpu_s": m["sqld_cpu"], "runner_cpu_s": m["runner_cpu"]}
+    return Row(seed.scale, seed.bytes, step, m["seconds"], m["runner_peak_mb"], peak_mb(source.pid), detail), entry
+
+
+def _write_more(url: str, rows: int) -> None:
+    """New rows between two page cycles (what a later cycle has to carry)."""
+    with HranaSession(url, timeout=600) as s:
+        s.execute("CREATE TABLE IF NOT EXISTS bench_later (id INTEGER PRIMARY KEY, note TEXT)")
+        s.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+                  "INSERT INTO bench_later (note) SELECT hex(randomblob(60)) FROM n", [rows])  # fmt: skip
+
+
+def backup_cycles(bench: Bench, seed: SeedInfo, formats: tuple[str, ...]) -> tuple[list[Row], Backups]:
+    """Time layer-1 cycles from a running seeded sqld: page first and later (after LATER_ROWS new rows),
+    then dump. The later page snapshot and the dump hold the same data; the restores use them."""
     source = bench.server("source")
     install_seed(seed, source.db_file)
     source.start()
     region = bench.region("us-east")
-    catalog = backup.BackupCatalog(S3Store(region.client(), region.new_bucket("bench", f"l1-{seed.scale}")))
-    started = time.monotonic()
-    entry = backup.take_backup(source.http_url, catalog, sqld_version=source.version(), timeout=3600)
-    seconds = time.monotonic() - started
+    catalogs = {f: backup.BackupCatalog(S3Store(region.client(), region.new_bucket("bench", f"l1-{f}-{seed.scale}")))
+                for f in formats}  # fmt: skip
+    version = source.version()
+    rows: list[Row] = []
+    made: Backups = {}
+    if "page" in formats:
+        catalog = catalogs["page"]
+        agent = PageSnapshots(source.http_url, catalog, bench.workdir / f"agent-{seed.scale}", sqld_version=version)
+        row, _ = _cycle_row(seed, "layer 1 backup cycle (page, first)", source, agent)
+        rows.append(row)
+    _write_more(source.http_url, LATER_ROWS)
+    if "page" in formats:
+        row, entry = _cycle_row(seed, "layer 1 backup cycle (page, later)", source, agent)
+        made["page"] = (catalog, entry)
+        rows.append(Row(**{**asdict(row), "note": f"after {LATER_ROWS} new rows"}))
+    if "dump" in formats:
+        dumps = catalogs["dump"]
+        row, entry = _cycle_row(seed, "layer 1 backup cycle (dump)", source,
+                                lambda: backup.take_backup(source.http_url, dumps, sqld_version=version, timeout=3600))  # fmt: skip
+        made["dump"] = (dumps, entry)
+        rows.append(row)
     source.kill()
-    dump = bench.workdir / f"{entry.id}.sql.gz"
-    with dump.open("wb") as out:
-        catalog.store.get(entry.key, out)
-    return Layer1Backup(catalog, entry, dump), seconds
+    return rows, made
 
 
-def layer1_restore(bench: Bench, seed: SeedInfo, made: Layer1Backup) -> Row:
-    target = bench.server("l1-target")
-    target.start()
+def seed_counts(seed: SeedInfo, later: int = 0) -> dict[str, int]:
+    return {**{t: seed.tables[t].count for t in TABLES}, **({"bench_later": later} if later else {})}
+
+
+def check_restored(url: str, expected: dict[str, int]) -> None:
+    """Every table holds the expected row count (a restore that lost rows is not timed)."""
+    counts: dict[str, object] = {}
+    with HranaSession(url, timeout=600) as s:
+        for t in expected:
+            try:
+                counts[t] = s.execute(f"SELECT count(*) FROM {t}").rows[0][0]
+            except HranaError as exc:
+                counts[t] = str(exc)[:80]
+    if counts != expected:
+        raise RuntimeError(f"restore into {url} is incomplete: rows {counts}, expected {expected}")
+
+
+def restore_rows(bench: Bench, seed: SeedInfo, layer: int, fmt: str, sources: list[recovery.Source]) -> list[Row]:
+    """Time recovery.restore_first (download, checksum, decompress or replay, to a serving sqld) behind the
+    gate, and layer 3 as a drill runs it: the file gate plus the served checks (page), or verify over Hrana
+    (dump). The gate's file check is the page format's verify row, not part of its restore row."""
+    gate = recovery.Gate(TABLES, seed.tables, ())
     with (
-        timed_calls(backup, ("download_verified", "dump_problem", "replay_dump")) as calls,
-        measured(lambda: target.pid) as m,
+        timed_calls(recovery, ("verify_file", "download_verified", "replay_dump")) as calls,
+        measured(lambda: None) as m,
     ):
-        outcome = backup.restore_latest(made.catalog, target.http_url)
+        won = recovery.restore_first(sources, gate, lambda: bench.server(f"l{layer}-{fmt}"), bench.workdir / "restore")
+    target = won.server
+    assert isinstance(target, ProcessSqld)
     sqld_peak = peak_mb(target.pid)
-    check_restored(target.http_url, seed)
+    check_restored(target.http_url, seed_counts(seed, LATER_ROWS))
+    if won.entry.format != fmt or won.refused:
+        raise RuntimeError(f"layer {layer} restored {won.entry.id} ({won.entry.format}), refused {won.refused_pairs}")
+    gate_s = calls["verify_file"]
+    started = time.monotonic()
+    verification = verify(target.http_url, tables=TABLES, base=seed.tables, writes=[], checked_file=won.verification)
+    served_s = time.monotonic() - started
     target.kill()
-    if outcome.entry.id != made.entry.id:
-        raise RuntimeError(f"layer 1 restored {outcome.entry.id}, not the backup just taken ({made.entry.id})")
-    gunzip, parse = _python_parse_seconds(made.dump)
-    detail = {
-        "download_s": calls["download_verified"],
-        "verify_dump_s": calls["dump_problem"],
-        "replay_s": calls["replay_dump"],
-        "py_gunzip_s": gunzip,
-        "py_gunzip_and_chunking_s": parse,
-        "sqld_cpu_s": m["sqld_cpu"],
-        "runner_cpu_s": m["runner_cpu"],
-        "dump_gz_bytes": float(made.entry.bytes),
-    }
-    return Row(seed.scale, seed.bytes, "layer 1 restore (dump replay)", m["seconds"], m["runner_peak_mb"], sqld_peak,
-               detail)  # fmt: skip
+    if not verification.ok:
+        raise RuntimeError(f"layer 3 failed on the layer-{layer} {fmt} restore: {verification.failures}")
+    how = "by file" if fmt == "page" else "replay"
+    detail = {"download_s": calls["download_verified"], "replay_s": calls["replay_dump"],
+              "sqld_cpu_s": m["sqld_cpu"], "runner_cpu_s": m["runner_cpu"], "object_bytes": float(won.entry.bytes)}  # fmt: skip
+    restore = Row(seed.scale, seed.bytes, f"layer {layer} restore ({fmt})", m["seconds"] - gate_s,
+                  m["runner_peak_mb"], sqld_peak, detail, how)  # fmt: skip
+    verify_detail = {"file_gate_s": gate_s, "served_checks_s": served_s}
+    note = "file gate (C speed) + served checks over Hrana" if fmt == "page" else "every row over Hrana"
+    return [restore, Row(seed.scale, seed.bytes, f"layer 3 verify (layer {layer}, {fmt})", gate_s + served_s,
+                         detail=verify_detail, note=note)]  # fmt: skip
 
 
 def layer2_restore(bench: Bench, seed: SeedInfo) -> list[Row]:
@@ -302,29 +316,23 @@ def layer2_restore(bench: Bench, seed: SeedInfo) -> list[Row]:
     with measured(lambda: target.pid) as m:
         target.start()  # an empty folder: sqld restores the newest generation before it serves
     sqld_peak = peak_mb(target.pid)
-    check_restored(target.http_url, seed)
+    check_restored(target.http_url, seed_counts(seed))
     target.stop(timeout=1800)
     detail = {"empty_sqld_start_s": empty_start, "sqld_cpu_s": m["sqld_cpu"], "s3_objects": float(len(keys))}
     return [Row(seed.scale, seed.bytes, "layer 2 restore (bottomless, to /health)", m["seconds"], m["runner_peak_mb"],
                 sqld_peak, detail, f"empty sqld start {empty_start:.2f}s")]  # fmt: skip
 
 
-def layer4_restore(bench: Bench, seed: SeedInfo, made: Layer1Backup) -> Row:
-    region = bench.region("eu-west")
-    store = S3Store(region.client(), region.new_bucket("bench", f"l4-{seed.scale}"))
+def offsite_sources(bench: Bench, seed: SeedInfo, made: Backups) -> dict[str, list[recovery.Source]]:
+    """Seal each format's backup into another region (layers.offsite.copy_backup); one source per format."""
     key = OffsiteKey.generate()
-    copy_backup(made.catalog, made.entry, store, key)
-    target = bench.server("l4-target")
-    target.start()
-    with timed_calls(offsite, ("replay_dump",)) as calls, measured(lambda: target.pid) as m:
-        restore_offsite(store, keyring(key), target.http_url)
-    sqld_peak = peak_mb(target.pid)
-    check_restored(target.http_url, seed)
-    target.kill()
-    detail = {"replay_s": calls["replay_dump"], "fetch_decrypt_s": m["seconds"] - calls["replay_dump"],
-              "sqld_cpu_s": m["sqld_cpu"], "runner_cpu_s": m["runner_cpu"]}  # fmt: skip
-    return Row(seed.scale, seed.bytes, "layer 4 restore (decrypt + replay)", m["seconds"], m["runner_peak_mb"],
-               sqld_peak, detail)  # fmt: skip
+    out: dict[str, list[recovery.Source]] = {}
+    for fmt, (catalog, entry) in made.items():
+        region = bench.region("eu-west")
+        store = S3Store(region.client(), region.new_bucket("bench", f"l4-{fmt}-{seed.scale}"))
+        copy_backup(catalog, entry, store, key)
+        out[fmt] = [OffsiteSource(store, keyring(key))]
+    return out
 
 
 def _warm(path: Path) -> None:
@@ -334,7 +342,7 @@ def _warm(path: Path) -> None:
             pass
 
 
-def bench_size(bench: Bench, seed: SeedInfo, layers: tuple[str, ...]) -> list[Row]:
+def bench_size(bench: Bench, seed: SeedInfo, layers: tuple[str, ...], formats: tuple[str, ...]) -> list[Row]:
     scratch = bench.workdir / f"scratch-{seed.scale}"
     scratch.mkdir()
     _warm(seed.path)
@@ -344,18 +352,17 @@ def bench_size(bench: Bench, seed: SeedInfo, layers: tuple[str, ...]) -> list[Ro
         Row(seed.scale, seed.bytes, "S3 GET of the file (moto)", s3_get(bench.region("us-east"), seed.path, scratch),
             note="ceiling of restores through this S3 endpoint"),
     ]  # fmt: skip
-    made, backup_s = make_layer1_backup(bench, seed)
-    rows.append(Row(seed.scale, seed.bytes, "sqlite3 CLI < layer-1 dump", sqlite_replay(made.dump, scratch / "replay.db"),
-                    note="SQL replay floor: no sqld, no HTTP"))  # fmt: skip
     shutil.rmtree(scratch)
+    cycles, made = backup_cycles(bench, seed, formats)
+    rows += cycles
     if "1" in layers:
-        row = layer1_restore(bench, seed, made)
-        rows.append(Row(**{**asdict(row), "note": f"backup took {backup_s:.2f}s"}))
+        for fmt, (catalog, _) in made.items():
+            rows += restore_rows(bench, seed, 1, fmt, [recovery.Layer1Source(catalog)])
     if "2" in layers:
         rows += layer2_restore(bench, seed)
     if "4" in layers:
-        rows.append(layer4_restore(bench, seed, made))
-    made.dump.unlink()
+        for fmt, sources in offsite_sources(bench, seed, made).items():
+            rows += restore_rows(bench, seed, 4, fmt, sources)
     return rows
 
 
@@ -390,6 +397,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sizes", default="10MB", help="comma-separated seed sizes, e.g. 10MB,100MB,1GB (default 10MB)"
     )
     parser.add_argument("--layers", default="1,2,4", help="layers to restore, comma-separated from 1,2,4")
+    parser.add_argument("--formats", default="page,dump", help="layer-1 backup formats, comma-separated")
     parser.add_argument("--cache", type=Path, default=ROOT / ".drills" / "cache", help="seed cache folder")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".drills" / "bench", help="scratch space (same disk)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -398,6 +406,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.scales = [parse_scale(s) for s in args.sizes.split(",") if s.strip()]
     except ConfigError as exc:
         parser.error(str(exc).replace("drill_scale", "--sizes"))
+    args.format_list = tuple(x.strip() for x in args.formats.split(",") if x.strip())
+    if not args.format_list or set(args.format_list) - set(FORMATS):
+        parser.error(f"--formats={args.formats!r}: use some of {','.join(FORMATS)}")
     args.layer_list = tuple(x.strip() for x in args.layers.split(",") if x.strip())
     bad = [x for x in args.layer_list if x not in LAYERS]
     if bad or not args.layer_list:
@@ -420,7 +431,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
         try:
             for scale in args.scales:
                 seed = build_seed(args.cache, scale)
-                size_rows = bench_size(bench, seed, args.layer_list)
+                size_rows = bench_size(bench, seed, args.layer_list, args.format_list)
                 rows += size_rows
                 print("\n".join(table(size_rows)), flush=True)
         finally:

@@ -1,7 +1,8 @@
-"""Layer 1, automated backups: full backups of the running server (sqld's consistent `/dump`, gzip),
-stored in the region's bucket with a catalog entry and a SHA-256, retention by count and age, a
-notification on success and on failure. Restore = the newest backup whose checksum holds, replayed into
-a fresh server in one Hrana stream."""
+"""Layer 1, automated backups: full backups of the running server stored in the region's bucket with a
+catalog entry and a SHA-256, retention by count and age, a notification on success and on failure.
+Two formats: `page` (layers.snapshot: a zstd'd file snapshot of an embedded replica, restored by file) and
+`dump` (sqld's consistent `/dump`, gzip; portable, restored by replaying it in one Hrana stream). Restores
+go through layers.recovery."""
 
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any, cast
 
 import requests
 
 from fixtures.background import Background
-from fixtures.hrana import HranaError, HranaSession
+from fixtures.hrana import HranaSession
 from layers.notify import Event, Notifier
 from layers.policy import Policy
 from layers.store import STORE_ERRORS, ObjectMissing, ObjectStore
@@ -32,6 +33,7 @@ from layers.store import STORE_ERRORS, ObjectMissing, ObjectStore
 CATALOG = "layer1/catalog/"
 BACKUPS = "layer1/backups/"
 REPLAY_CHUNK = 1 << 20  # bytes of dump text per Hrana request
+FORMATS = {"page": ".db.zst", "dump": ".sql.gz"}  # backup format -> object name suffix
 
 
 PRODUCTION_POLICY = Policy(schedule="daily 02:00", retention_days=30.0)
@@ -46,6 +48,8 @@ class CatalogEntry:
     bytes: int
     source: str
     sqld_version: str
+    format: str = "dump"  # "page" | "dump" (entries written before page snapshots carry no format: dump)
+    replication_index: int = 0  # page: the replica's replication frame number the snapshot holds; dump: 0
 
     @property
     def created(self) -> datetime:
@@ -58,9 +62,18 @@ class CatalogEntry:
             raw = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"not JSON ({exc})") from None
+        entry = cls.parse(raw)
+        if catalog_key != f"{CATALOG}{entry.id}.json":
+            raise ValueError(f"id {entry.id[:80]!r} does not match its place in the catalog ({catalog_key[:120]!r})")
+        return entry
+
+    @classmethod
+    def parse(cls, raw: Any) -> CatalogEntry:
+        """Check one decoded entry (a layer-1 catalog object or a layer-4 copy of one); ValueError says why not."""
         if not isinstance(raw, dict):
             raise ValueError(f"not a JSON object but {type(raw).__name__}")
-        fields = {f: int if f == "bytes" else str for f in cls.__dataclass_fields__}
+        fields = {f: int if f in ("bytes", "replication_index") else str for f in cls.__dataclass_fields__}
+        raw = {"format": "dump", "replication_index": 0, **raw}
         if raw.keys() != fields.keys():
             missing, unknown = sorted(fields.keys() - raw.keys()), sorted(map(str, raw.keys() - fields.keys()))
             raise ValueError(f"fields missing {missing} / unknown {unknown}")
@@ -68,12 +81,16 @@ class CatalogEntry:
             if type(raw[name]) is not kind:
                 raise ValueError(f"field {name!r} is {type(raw[name]).__name__}, not {kind.__name__}")
         entry = cls(**raw)
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", entry.id) or catalog_key != f"{CATALOG}{entry.id}.json":
-            raise ValueError(f"id {entry.id[:80]!r} does not match its place in the catalog ({catalog_key[:120]!r})")
-        if entry.key != f"{BACKUPS}{entry.id}.sql.gz":
-            raise ValueError(f"points elsewhere: key {entry.key[:120]!r}, expected {BACKUPS}{entry.id}.sql.gz")
-        if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.bytes < 0:
-            raise ValueError("sha256 is not 64 hex digits or bytes is negative")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", entry.id):
+            raise ValueError(f"id {entry.id[:80]!r} is not a backup id")
+        if entry.format not in FORMATS:
+            raise ValueError(f"format {entry.format[:20]!r} is not one of {', '.join(FORMATS)}")
+        if entry.key != backup_key(entry.id, entry.format):
+            raise ValueError(
+                f"points elsewhere: key {entry.key[:120]!r}, expected {backup_key(entry.id, entry.format)}"
+            )
+        if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256) or entry.bytes < 0 or entry.replication_index < 0:
+            raise ValueError("sha256 is not 64 hex digits, or bytes or replication_index is negative")
         try:
             aware = entry.created.tzinfo is not None
         except ValueError:
@@ -115,28 +132,42 @@ class BackupCatalog:
         self.store.delete(entry.key)
 
 
-def _backup_id(at: datetime) -> str:
+def backup_id(at: datetime) -> str:
     return at.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
 
 
+def backup_key(backup_id: str, fmt: str) -> str:
+    return f"{BACKUPS}{backup_id}{FORMATS[fmt]}"
+
+
+def upload(catalog: BackupCatalog, spool: IO[bytes], entry: CatalogEntry) -> CatalogEntry:
+    """Upload a backup object spooled at its end, then its catalog entry (entry last: a partial upload is
+    never catalogued)."""
+    spool.seek(0)
+    catalog.store.put(entry.key, spool, {"sha256": entry.sha256, "format": entry.format})
+    catalog.add(entry)
+    return entry
+
+
 def take_backup(server_url: str, catalog: BackupCatalog, *, sqld_version: str, timeout: float = 600) -> CatalogEntry:
-    """Stream the server's dump through gzip into a temp file (bounded memory), upload, then catalog."""
+    """A dump backup: stream the server's dump through gzip into a temp file (bounded memory), upload, catalog."""
     started = datetime.now(UTC)
     digest = hashlib.sha256()
     with tempfile.TemporaryFile() as spool:
         with requests.get(f"{server_url}/dump", stream=True, timeout=timeout) as response:
             response.raise_for_status()
-            with gzip.GzipFile(fileobj=_Hashing(spool, digest), mode="wb", compresslevel=1, mtime=0) as gz:
+            with gzip.GzipFile(fileobj=hashing(spool, digest), mode="wb", compresslevel=1, mtime=0) as gz:
                 for block in response.iter_content(1 << 20):
                     gz.write(block)
-        size = spool.tell()
-        spool.seek(0)
-        backup_id = _backup_id(started)
-        key = f"{BACKUPS}{backup_id}.sql.gz"
-        catalog.store.put(key, spool, {"sha256": digest.hexdigest()})
-    entry = CatalogEntry(backup_id, key, started.isoformat(), digest.hexdigest(), size, server_url, sqld_version)
-    catalog.add(entry)
-    return entry
+        new_id = backup_id(started)
+        entry = CatalogEntry(new_id, backup_key(new_id, "dump"), started.isoformat(), digest.hexdigest(),
+                             spool.tell(), server_url, sqld_version, "dump")  # fmt: skip
+        return upload(catalog, spool, entry)
+
+
+def hashing(sink: IO[bytes], digest: hashlib._Hash) -> IO[bytes]:
+    """`sink`, hashing what is written to it into `digest` (a write-only file)."""
+    return cast(IO[bytes], _Hashing(sink, digest))
 
 
 class _Hashing:
@@ -161,36 +192,45 @@ def apply_retention(catalog: BackupCatalog, policy: Policy, now: datetime) -> li
     return doomed
 
 
+def dump_job(server_url: str, catalog: BackupCatalog, sqld_version: str) -> Callable[[], CatalogEntry]:
+    """The dump format as a scheduler job."""
+    return lambda: take_backup(server_url, catalog, sqld_version=sqld_version)
+
+
 class BackupScheduler(Background):
-    """Runs take_backup on the policy's schedule in a thread, applies retention, notifies each outcome."""
+    """Runs a backup job (one backup per call: `dump_job`, or layers.snapshot.PageSnapshots) on the policy's
+    schedule in a thread, applies retention, notifies each outcome."""
 
     thread_name = "layer1-backups"
     join_timeout = 60.0
 
     def __init__(
-        self, server_url: str, catalog: BackupCatalog, policy: Policy, notify: Notifier, *, sqld_version: str
-    ) -> None:
+        self, server_url: str, catalog: BackupCatalog, policy: Policy, notify: Notifier, *, sqld_version: str,
+        job: Callable[[], CatalogEntry] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.server_url = server_url
         self.catalog = catalog
         self.policy = policy
         self.notify = notify
-        self.sqld_version = sqld_version
+        self.job = job or dump_job(server_url, catalog, sqld_version)
         self.succeeded = 0
         self.failed = 0
         self.last_seconds = 0.0  # how long the newest backup took
+        self.seconds: list[float] = []  # every successful cycle's duration, in order
         self._done = threading.Condition()
 
     def run_once(self) -> CatalogEntry | None:
         started = time.monotonic()
         try:
-            entry = take_backup(self.server_url, self.catalog, sqld_version=self.sqld_version)
+            entry = self.job()
         except Exception as exc:
             self.failed += 1
             self.notify(Event(1, "failure", time.time(), {"source": self.server_url}, f"{type(exc).__name__}: {exc}"))
             return None
         self.succeeded += 1
         self.last_seconds = time.monotonic() - started
+        self.seconds.append(self.last_seconds)
         self.notify(Event(1, "success", time.time(), asdict(entry)))
         removed = apply_retention(self.catalog, self.policy, datetime.now(UTC))
         if removed:
@@ -210,19 +250,12 @@ class BackupScheduler(Background):
             self._stop.wait((self.policy.next_run(now) - now).total_seconds())
 
 
-@dataclass(frozen=True)
-class RestoreOutcome:
-    entry: CatalogEntry
-    skipped: tuple[tuple[str, str], ...]  # (backup id, why it was refused)
-    bytes: int
-
-
 class NoUsableBackup(RuntimeError):
-    pass
+    """No candidate restored: each one's refusal is in the message (and in `refused`, when known)."""
 
-
-class RestoreIncomplete(RuntimeError):
-    """The target stopped answering mid-replay: the restore did not complete (the catalog is untouched)."""
+    def __init__(self, message: str, refused: tuple[Any, ...] = ()) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 DUMP_HEAD = "BEGIN TRANSACTION;"
@@ -275,52 +308,16 @@ def replay_dump(gz_file: IO[bytes], target_url: str, timeout: float = 120) -> No
 
 
 def download_verified(catalog: BackupCatalog, entry: CatalogEntry, spool: IO[bytes]) -> str | None:
-    """Fetch a backup into spool; return why it is unusable, or None when its SHA-256 holds."""
+    """Fetch a backup into spool (hashed as it streams in); return why it is unusable, or None when its
+    SHA-256 holds."""
+    digest = hashlib.sha256()
     try:
-        catalog.store.get(entry.key, spool)
+        catalog.store.get(entry.key, hashing(spool, digest))
     except ObjectMissing:
         return "object missing"
     except STORE_ERRORS as exc:
         return f"could not read {catalog.store.url}{entry.key} ({type(exc).__name__}: {str(exc)[:200]})"
     spool.seek(0)
-    digest = hashlib.sha256()
-    for block in iter(lambda: spool.read(1 << 20), b""):
-        digest.update(block)
-    spool.seek(0)
     if digest.hexdigest() != entry.sha256:
         return f"checksum mismatch (catalog {entry.sha256[:12]}, object {digest.hexdigest()[:12]})"
     return None
-
-
-def restore_latest(catalog: BackupCatalog, target_url: str) -> RestoreOutcome:
-    """Replay the newest backup whose checksum holds into the (fresh, empty) server at target_url.
-    Unreadable, tampered, malformed or non-dump backups are skipped with their reason (older ones are
-    tried); a target that stops answering raises RestoreIncomplete."""
-    try:
-        entries, skipped = catalog.scan()
-    except STORE_ERRORS as exc:
-        raise NoUsableBackup(
-            f"restore did not start: could not list the layer-1 catalog {catalog.store.url}{CATALOG} "
-            f"({type(exc).__name__}: {str(exc)[:200]}); check the region's endpoint and credentials"
-        ) from None
-    for entry in entries:
-        with tempfile.TemporaryFile() as spool:
-            problem = download_verified(catalog, entry, spool) or dump_problem(spool)
-            if problem:
-                skipped.append((entry.id, problem))
-                continue
-            try:
-                replay_dump(spool, target_url)
-            except requests.RequestException as exc:
-                raise RestoreIncomplete(
-                    f"restore of backup {entry.id} into {target_url} did not complete: the target stopped "
-                    f"answering ({type(exc).__name__}); the catalog is untouched: restore into a fresh server again"
-                ) from None
-            except HranaError as exc:  # the dump's transaction is rolled back when the stream closes
-                skipped.append((entry.id, f"replay refused by the target: {str(exc)[:200]}"))
-                continue
-            return RestoreOutcome(entry, tuple(skipped), entry.bytes)
-    raise NoUsableBackup(
-        f"no usable layer-1 backup in {catalog.store.url}: "
-        + ("; ".join(f"{i}: {why}" for i, why in skipped) or "the catalog is empty")
-    )

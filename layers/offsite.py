@@ -1,6 +1,7 @@
-"""Layer 4, offsite copies: layer-1 backups (catalog entry and object) copied from the primary region's
-store to a bucket in another region, encrypted on the client before they leave, kept there on their own
-retention (production: daily, 90 days), and restored from there alone when the primary region is gone.
+"""Layer 4, offsite copies: layer-1 backups of either format (catalog entry and object) copied from the
+primary region's store to a bucket in another region, encrypted on the client before they leave, kept there
+on their own retention (production: daily, 90 days), and restored from there alone when the primary region
+is gone (`OffsiteSource`, a source for layers.recovery: page snapshots are restored by file, dumps replayed).
 
 Encryption is AES-256-GCM (`cryptography`'s AESGCM) in the STREAM construction of Hoang, Reyhanitabar,
 Rogaway and Vizár (2015), as used by Tink's streaming AEAD and by age: each object gets its own key,
@@ -16,6 +17,7 @@ and held in memory; objects carry only its id (in the header and in their metada
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -28,6 +30,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -36,16 +39,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fixtures.background import Background
-from layers.backup import (
-    BackupCatalog,
-    CatalogEntry,
-    NoUsableBackup,
-    _Hashing,
-    download_verified,
-    replay_dump,
-)
+from layers.backup import BackupCatalog, CatalogEntry, download_verified, hashing
 from layers.notify import Event, Notifier
 from layers.policy import Policy
+from layers.recovery import Fetched, Offer, Refusal, Refused, materialize
 from layers.store import ObjectMissing, ObjectStore
 
 CATALOG = "layer4/catalog/"
@@ -214,7 +211,8 @@ def _created(backup_id: str) -> datetime:
 
 
 def object_key(backup_id: str) -> str:
-    return f"{BACKUPS}{backup_id}.sql.gz.sealed"
+    """The sealed copy of a backup object, either format (the format is in its sealed catalog entry)."""
+    return f"{BACKUPS}{backup_id}.sealed"
 
 
 def entry_key(backup_id: str) -> str:
@@ -360,10 +358,6 @@ class OffsiteReplicator(Background):
         """Bytes read from the source region plus bytes written to the offsite region."""
         return sum(c.entry.bytes + c.sealed_bytes for c in self.copies)
 
-    def halt(self) -> None:
-        """Stop after the copy in flight (if any), without waiting."""
-        self._stop.set()
-
     def run_once(self) -> OffsiteCopy | None:
         started = time.monotonic()
         try:
@@ -432,15 +426,6 @@ class OffsiteReplicator(Background):
 
 
 # -- restore from the offsite region alone ------------------------------------------------------------
-@dataclass(frozen=True)
-class OffsiteRestore:
-    entry: CatalogEntry
-    replicated_at: str
-    key_id: str
-    refused: tuple[tuple[str, str], ...]  # (backup id, why it was refused), newest first
-    bytes_downloaded: int  # sealed bytes fetched from the offsite region, refused ones included
-
-
 def _get_opened(store: ObjectStore, key: str, keys: Keyring, sink: Sink) -> tuple[str, int]:
     """Fetch and decrypt one object into sink; returns (key id, sealed bytes fetched)."""
     with tempfile.TemporaryFile() as sealed:
@@ -460,44 +445,68 @@ def _get_opened(store: ObjectStore, key: str, keys: Keyring, sink: Sink) -> tupl
 
 
 def read_offsite_entry(store: ObjectStore, backup_id: str, keys: Keyring) -> tuple[CatalogEntry, str, int]:
-    """One decrypted offsite catalog entry: (entry, replicated_at, sealed bytes)."""
+    """One decrypted offsite catalog entry, checked as layer 1 checks its own: (entry, replicated_at, sealed
+    bytes). Raises TamperedObject or ValueError."""
     with tempfile.TemporaryFile() as plain:
         _, size = _get_opened(store, entry_key(backup_id), keys, plain)
         plain.seek(0)
-        raw: dict[str, Any] = json.loads(plain.read())
-    replicated_at = str(raw.pop("replicated_at", ""))
-    entry = CatalogEntry(**raw)
+        try:
+            raw: Any = json.loads(plain.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"catalog entry is not JSON ({exc})") from None
+    replicated_at = str(raw.pop("replicated_at", "")) if isinstance(raw, dict) else ""
+    try:
+        entry = CatalogEntry.parse(raw)
+    except ValueError as exc:
+        raise ValueError(f"catalog entry refused: {exc}") from None
     if entry.id != backup_id:
         raise TamperedObject(f"catalog entry names backup {entry.id!r}, not {backup_id!r}")
     return entry, replicated_at, size
 
 
-def restore_offsite(store: ObjectStore, keys: Keyring, target_url: str) -> OffsiteRestore:
-    """Replay the newest offsite backup that decrypts, authenticates and matches its checksum into the
-    fresh server at target_url. `store` is the offsite region's store: nothing else is read."""
-    refused: list[tuple[str, str]] = []
-    fetched = 0
-    for backup_id in offsite_ids(store):
-        with tempfile.TemporaryFile() as plain:
+@dataclass(frozen=True)
+class OffsiteSource:
+    """The offsite region's sealed copies, for layers.recovery: `store` is the offsite store alone."""
+
+    store: ObjectStore
+    keys: Keyring
+    layer: int = 4
+    empty: str = "no offsite copies"
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    def offers(self) -> tuple[list[Offer], list[Refusal]]:
+        offers, refused = [], []
+        for backup_id in offsite_ids(self.store):
             try:
-                entry, replicated_at, size = read_offsite_entry(store, backup_id, keys)
-                fetched += size
-                digest = hashlib.sha256()
-                kid, size = _get_opened(store, object_key(backup_id), keys, _Hashing(plain, digest))
-                fetched += size
-                if digest.hexdigest() != entry.sha256:
-                    raise TamperedObject(f"checksum mismatch after decryption (catalog {entry.sha256[:12]})")
+                entry, replicated_at, size = read_offsite_entry(self.store, backup_id, self.keys)
             except ObjectMissing as exc:
-                refused.append((backup_id, f"object missing: {exc}"))
+                refused.append(Refusal(4, self.url, backup_id, f"object missing: {exc}"))
                 continue
-            except (TamperedObject, ValueError, TypeError) as exc:  # ValueError/TypeError: not a catalog entry
-                fetched += exc.fetched if isinstance(exc, TamperedObject) else 0
-                refused.append((backup_id, str(exc)))
+            except (TamperedObject, ValueError) as exc:
+                fetched = exc.fetched if isinstance(exc, TamperedObject) else 0
+                refused.append(Refusal(4, self.url, backup_id, str(exc), fetched))
                 continue
-            plain.seek(0)
-            replay_dump(plain, target_url)  # only an authenticated, checksum-verified dump is replayed
-        return OffsiteRestore(entry, replicated_at, kid, tuple(refused), fetched)
-    raise NoUsableBackup(
-        f"no usable layer-4 backup in {store.url}: "
-        + ("; ".join(f"{i}: {why}" for i, why in refused) or "no offsite copies")
-    )
+            fetch = functools.partial(self._fetch, entry, replicated_at)
+            offers.append(Offer(4, self.url, entry, fetch, size))
+        return offers, refused
+
+    def _fetch(self, entry: CatalogEntry, replicated_at: str, workdir: Path) -> Fetched:
+        """Download, decrypt and check the checksum (only authenticated chunks reach the file)."""
+        spool = workdir / f"{entry.id}.opened"
+        digest = hashlib.sha256()
+        try:
+            with spool.open("wb") as plain:
+                kid, size = _get_opened(self.store, object_key(entry.id), self.keys, hashing(plain, digest))
+        except ObjectMissing as exc:
+            spool.unlink(missing_ok=True)
+            raise Refused(f"object missing: {exc}") from None
+        except TamperedObject as exc:
+            spool.unlink(missing_ok=True)
+            raise Refused(str(exc), exc.fetched) from None
+        if digest.hexdigest() != entry.sha256:
+            spool.unlink(missing_ok=True)
+            raise Refused(f"checksum mismatch after decryption (catalog {entry.sha256[:12]})", size)
+        return Fetched(materialize(entry, spool, workdir), size, kid, replicated_at)

@@ -11,6 +11,7 @@ staging sqld at a recovery point, the source only ever read:
 from __future__ import annotations
 
 import gzip
+import itertools
 import random
 import shutil
 import sqlite3
@@ -27,18 +28,12 @@ import requests
 
 from fixtures.hrana import HranaError
 from fixtures.sqld import SqldServer
-from layers.backup import (
-    CATALOG,
-    BackupCatalog,
-    NoUsableBackup,
-    RestoreIncomplete,
-    replay_sql,
-    restore_latest,
-)
+from layers.backup import CATALOG, BackupCatalog, NoUsableBackup, replay_sql
 from layers.bottomless_source import restore_bottomless
+from layers.recovery import Gate, Layer1Source, RestoreIncomplete, restore_first
 from layers.recovery_points import RecoveryPoint, choose
 from layers.source_access import ReadOnlyStore, Restored, RestoreFailed, SourceError, source_client, split_s3
-from layers.staging_server import start_staging
+from layers.staging_server import new_staging, start_staging
 from layers.store import STORE_ERRORS, LocalStore, ObjectInfo, ObjectStore, S3Store
 
 KINDS = ("bottomless", "dumps", "dump", "sqlite", "catalog")
@@ -180,9 +175,10 @@ class _CatalogView(ReadOnlyStore):
         return [o for o in self.inner.list(prefix) if not o.key.startswith(CATALOG) or o.key == self.entry_key]
 
 
-def restore_catalog(location: str, point: RecoveryPoint, opts: RestoreOptions, server: SqldServer,
-                    rng: random.Random) -> Restored:  # fmt: skip
-    """`catalog:`: a layer-1 catalog restored through the runner's own restore (one call)."""
+def restore_catalog(location: str, point: RecoveryPoint, opts: RestoreOptions, stack: ExitStack,
+                    rng: random.Random) -> tuple[SqldServer, Restored]:  # fmt: skip
+    """`catalog:`: a layer-1 catalog (page snapshots or dumps) restored through the runner's own recovery
+    (layers.recovery.restore_first behind the gate) into a new staging sqld."""
     store = _source_store(location, opts.endpoint)
     started = time.monotonic()
     _listed(store, CATALOG)  # an unreachable catalog is one clear error, not a failed restore
@@ -190,13 +186,18 @@ def restore_catalog(location: str, point: RecoveryPoint, opts: RestoreOptions, s
         entries = BackupCatalog(store).entries()
         chosen = choose(entries, lambda e: e.created, point, rng)
         store = _CatalogView(store, f"{CATALOG}{chosen.id}.json")
+    names = itertools.count(1)
+
+    def provision() -> SqldServer:
+        return new_staging(opts.backend, opts.workdir, stack, name=f"staging-{next(names)}")
+
     try:
-        outcome = restore_latest(BackupCatalog(store), server.http_url)
+        won = restore_first([Layer1Source(BackupCatalog(store))], Gate(), provision, opts.workdir / "recovery")
     except (NoUsableBackup, RestoreIncomplete) as exc:
         raise RestoreFailed(str(exc)) from None
-    problems = tuple(f"backup {i} refused: {why}" for i, why in outcome.skipped)
-    return Restored(f"catalog:{location}", outcome.bytes, time.monotonic() - started, outcome.entry.created,
-                    {"backup_id": outcome.entry.id}, problems)  # fmt: skip
+    problems = tuple(f"backup {r.backup_id} refused: {r.reason}" for r in won.refused)
+    return won.server, Restored(f"catalog:{location}", won.entry.bytes, time.monotonic() - started,
+                                won.entry.created, {"backup_id": won.entry.id, "format": won.entry.format}, problems)  # fmt: skip
 
 
 def _sqlite_copy(path: Path, workdir: Path) -> Path:
@@ -241,6 +242,7 @@ def restore_source(source: BackupSource, point: RecoveryPoint, opts: RestoreOpti
         return server, Restored(
             str(source), path.stat().st_size, time.monotonic() - started, _mtime(path), {}, problems
         )
+    if source.kind == "catalog":
+        return restore_catalog(source.location, point, opts, stack, rng)
     server = start_staging(opts.backend, opts.workdir, stack)
-    restore = restore_dump_set if source.kind == "dumps" else restore_catalog
-    return server, restore(source.location, point, opts, server, rng)
+    return server, restore_dump_set(source.location, point, opts, server, rng)

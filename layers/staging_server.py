@@ -19,17 +19,17 @@ from fixtures.wait import NotReady
 from layers.source_access import RestoreFailed, SourceError
 
 
-def start_staging(
+def new_staging(
     backend: str,
     workdir: Path,
     stack: ExitStack,
     *,
+    name: str = "staging",
     env: Mapping[str, str] | None = None,
     args: tuple[str, ...] = (),
-    prefill: Path | None = None,
 ) -> SqldServer:
-    """Start the staging sqld (killed when `stack` closes); `prefill` is a SQLite file it serves from start."""
-    spec = SqldSpec("staging", workdir / "staging", workdir / "staging.log", env=dict(env or {}), args=args)
+    """A staging sqld, not started (killed when `stack` closes)."""
+    spec = SqldSpec(name, workdir / name, workdir / f"{name}.log", env=dict(env or {}), args=args)
     server: SqldServer
     if backend == "container":
         engine = ensure_engine()
@@ -42,10 +42,24 @@ def start_staging(
         server = ContainerSqld(spec, image=resolve_image("local"))
     else:
         server = ProcessSqld(spec, binary=str(sqld_binary()))
+    stack.callback(server.kill)
+    return server
+
+
+def start_staging(
+    backend: str,
+    workdir: Path,
+    stack: ExitStack,
+    *,
+    env: Mapping[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    prefill: Path | None = None,
+) -> SqldServer:
+    """Start the staging sqld (killed when `stack` closes); `prefill` is a SQLite file it serves from start."""
+    server = new_staging(backend, workdir, stack, env=env, args=args)
     if prefill is not None:
         server.db_file.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(prefill, server.db_file)
-    stack.callback(server.kill)
     try:
         return server.start()
     except NotReady as exc:  # e.g. sqld refused the restored file, or bottomless's restore failed

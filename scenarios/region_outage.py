@@ -24,11 +24,11 @@ from layers.backup import NoUsableBackup
 from layers.offsite import (
     PRODUCTION_POLICY,
     OffsiteKey,
+    OffsiteSource,
     keyring,
     object_key,
     offsite_ids,
     open_sealed,
-    restore_offsite,
     seal,
 )
 from layers.store import ObjectStore, S3Store
@@ -156,20 +156,19 @@ def recover(drill: Drill, watch: Stopwatch, fault: OffsiteFault | None) -> dict[
     offsite = S3Store(west.client(), drill.offsite.offsite.bucket)
     keys = keyring(drill.offsite.key)
     east_before, west_before = east.requests, west.requests
-    fresh = drill.new_server("eu-west")
-    fresh.start()
-    watch.mark("provision")
     try:
-        outcome = restore_offsite(offsite, keys, fresh.http_url)
+        won = drill.restore([OffsiteSource(offsite, keys)], watch.mark, role="eu-west")
+        drill.primary = won.server
         restored: dict[str, Any] = {
-            "offsite_backup_id": outcome.entry.id, "offsite_backup_taken_at": outcome.entry.created_at,
-            "offsite_backup_replicated_at": outcome.replicated_at, "offsite_key_id": outcome.key_id,
-            "offsite_refused": [list(r) for r in outcome.refused], "recovery_bytes_downloaded": outcome.bytes_downloaded,
+            "offsite_backup_id": won.entry.id, "offsite_backup_taken_at": won.entry.created_at,
+            "offsite_backup_format": won.entry.format,
+            "offsite_backup_replicated_at": won.fetched.replicated_at, "offsite_key_id": won.fetched.key_id,
+            "offsite_refused": won.refused_pairs, "recovery_bytes_downloaded": won.bytes_downloaded,
         }  # fmt: skip
-    except NoUsableBackup as exc:  # the new server stays empty: verification says what that costs
+    except NoUsableBackup as exc:  # a new empty server: verification says what that costs
         restored = {"offsite_backup_id": None, "offsite_restore_error": str(exc)}
-    watch.mark("restore")
-    drill.primary = fresh
+        drill.primary = drill.new_server("eu-west").start()
+        watch.mark("provision")
     east_requests, west_requests = east.requests - east_before, west.requests - west_before
     east_dead = _refuses_connections(east.endpoint.url)
     checks = [

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fixtures.s3 import MOTO_CREDENTIALS, MotoServer, Region, S3Endpoint
 from fixtures.wait import NotReady
 from layers.backup import NoUsableBackup
-from layers.offsite import Keyring, OffsiteKey, TamperedObject, keyring, offsite_ids, restore_objects, restore_offsite
+from layers.offsite import Keyring, OffsiteKey, OffsiteSource, TamperedObject, keyring, offsite_ids, restore_objects
 from layers.pitr import bottomless_env
 from layers.store import S3Store
 from layers.verify import Check, Verification, verify
@@ -108,6 +108,20 @@ def _bounded_by_offsite_interval(drill: Drill, rpo_with_wal: float | None) -> Ch
                  f"+ longest cycle {drill.offsite.cycle_seconds_max:.2f} + batch {config.pitr_batch_interval} + 1")  # fmt: skip
 
 
+def _from_layer1(
+    drill: Drill, source: OffsiteSource, watch: Stopwatch
+) -> tuple[SqldServer | None, Verification | None, dict[str, Any]]:
+    """The newest offsite layer-1 backup that passes the gate, serving, and what layer 3 found in it (a page
+    file's check before it served; a dump's over Hrana): (server, verification, details); None, None on none."""
+    try:
+        won = drill.restore([source], watch.mark, role="eu-west")
+    except NoUsableBackup as exc:
+        return None, None, {"offsite_backup_id": None, "offsite_restore_error": str(exc)}
+    details = {"offsite_backup_id": won.entry.id, "offsite_backup_taken_at": won.entry.created_at,
+               "offsite_backup_format": won.entry.format, "offsite_refused": won.refused_pairs}  # fmt: skip
+    return won.server, won.verification or _check(won.server.http_url, drill), details
+
+
 def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     assert drill.offsite is not None and isinstance(drill.offsite.offsite, S3Store)
     east, west = drill.primary_region, drill.offsite_region
@@ -118,22 +132,14 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     # (b) layer 2 from its offsite copies
     wal_server, wal = _from_layer2(drill, offsite, keys)
     watch.mark("restore")
-    # (a) the newest sound offsite layer-1 backup
-    backup_server = drill.new_server("eu-west").start()
-    watch.mark("provision")
-    try:
-        outcome = restore_offsite(offsite, keys, backup_server.http_url)
-        backup: dict[str, Any] = {"offsite_backup_id": outcome.entry.id, "offsite_backup_taken_at": outcome.entry.created_at,
-                                  "offsite_refused": [list(r) for r in outcome.refused]}  # fmt: skip
-    except NoUsableBackup as exc:
-        backup = {"offsite_backup_id": None, "offsite_restore_error": str(exc)}
-    watch.mark("restore")
-    # which is newer: compare what each holds against the ledger
-    v_backup = _check(backup_server.http_url, drill) if backup["offsite_backup_id"] else None
+    # (a) the newest sound offsite layer-1 backup; then which is newer, against the ledger
+    backup_server, v_backup, backup = _from_layer1(drill, OffsiteSource(offsite, keys), watch)
     v_wal = _check(wal_server.http_url, drill) if wal_server else None
     sound = [(v.loss.cut, name, v) for name, v in (("layer2", v_wal), ("layer1", v_backup)) if v is not None and v.ok]
     winner = max(sound, key=lambda c: (c[0], c[1] == "layer2"))[1] if sound else "none"
-    drill.primary = wal_server if winner == "layer2" else backup_server
+    drill.primary = (
+        wal_server if winner == "layer2" else backup_server or wal_server or drill.new_server("empty").start()
+    )
     for loser in (wal_server, backup_server):
         if loser is not None and loser is not drill.primary:
             with contextlib.suppress(Exception):

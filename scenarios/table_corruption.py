@@ -5,8 +5,9 @@ stopped, damaged and started again, as after a host restart on a bad disk.
 
 Detection is what an operator has: the server refusing to start, or the periodic `PRAGMA quick_check`
 (and query errors) on a server that starts. Recovery is layer 1, integrity-gated: the newest backup whose
-checksum holds AND whose restore passes `PRAGMA integrity_check`, `foreign_key_check` and holds every
-application table; a restore that fails the gate is thrown away with its server and the next older
+checksum holds AND that passes layers.recovery's gate (`PRAGMA integrity_check`, `foreign_key_check`,
+every application table; a page snapshot checked as a file before any server starts on it, a dump once
+replayed); a candidate that fails the gate is thrown away (a dump with its server) and the next older
 backup is tried.
 
 Defense in depth (the `-bottomless` variant): layer 2 (bottomless) is armed too. sqld restarted on the
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +31,11 @@ import requests
 
 from fixtures.damage import PageDamage, damage_object, truncate, zero_header
 from fixtures.hrana import HranaError, HranaSession
-from fixtures.seed import TABLES
 from fixtures.wait import NotReady
-from layers.backup import BackupCatalog, CatalogEntry, NoUsableBackup, download_verified, replay_dump
 from layers.pitr import Layer2, PitrError, bottomless_env, fork_timestamp, namespace_dir, point_before
-from layers.verify import _fk_check, _single_value_check, verify
+from layers.recovery import Candidate, Layer1Source
+from layers.snapshot import copy_database
+from layers.verify import verify
 from reports.result import Objectives
 from scenarios.base import Scenario
 
@@ -184,61 +183,11 @@ def detect(drill: Drill) -> float:
 
 
 # -- recovery: the newest layer-1 backup that restores sound ------------------------------------------------
-@dataclass(frozen=True)
-class SoundRestore:
-    entry: CatalogEntry
-    server: SqldServer
-    refused: tuple[tuple[str, str], ...]  # (backup id, why): checksum or integrity gate
-    attempts: int
-
-
-def soundness(url: str, tables: tuple[str, ...]) -> str | None:
-    """The gate a restore must pass before it is trusted: None, or why it failed."""
-    try:
-        with HranaSession(url, timeout=120) as s:
-            ok, detail = _single_value_check(s, "PRAGMA integrity_check")
-            if not ok:
-                return f"integrity_check: {detail}"[:300]
-            ok, detail = _fk_check(s)
-            if not ok:
-                return f"foreign_key_check: {detail}"[:300]
-            present = {r[0] for r in s.execute("SELECT name FROM sqlite_schema WHERE type = 'table'").rows}
-    except HranaError as exc:
-        return f"check failed: {exc}"[:300]
-    missing = [t for t in tables if t not in present]
-    return f"tables missing: {', '.join(missing)}" if missing else None
-
-
-def restore_sound(
-    catalog: BackupCatalog, first: SqldServer, provision: Callable[[], SqldServer], tables: tuple[str, ...]
-) -> SoundRestore:
-    """Replay backups newest first, each into a fresh empty server (`first`, then `provision()`), until one
-    passes its checksum and `soundness`; the servers of refused restores are killed."""
-    refused: list[tuple[str, str]] = []
-    server: SqldServer | None = first
-    attempts = 0
-    for entry in catalog.entries():
-        with tempfile.TemporaryFile() as spool:
-            problem = download_verified(catalog, entry, spool)
-            if problem:
-                refused.append((entry.id, problem))
-                continue
-            server = server or provision()
-            attempts += 1
-            try:
-                replay_dump(spool, server.http_url)
-                problem = soundness(server.http_url, tables)
-            except (HranaError, OSError, EOFError, ValueError) as exc:  # a truncated/garbled backup
-                problem = f"replay failed: {type(exc).__name__}: {exc}"[:300]
-        if problem is None:
-            return SoundRestore(entry, server, tuple(refused), attempts)
-        refused.append((entry.id, problem))
-        server.kill()
-        server = None
-    raise NoUsableBackup(
-        f"no layer-1 backup in {catalog.store.url} restores sound: "
-        + ("; ".join(f"{i}: {why}" for i, why in refused) or "the catalog is empty")
-    )
+def restore_layer1(drill: Drill, mark: Callable[[str], object]) -> Candidate:
+    """The newest layer-1 backup that passes the gate, serving (a module-level step, so a sabotage can
+    replace it)."""
+    assert drill.catalog is not None
+    return drill.restore([Layer1Source(drill.catalog)], mark)
 
 
 def naive_layer2(drill: Drill, damaged: SqldServer) -> tuple[str | None, SqldServer | None]:
@@ -250,7 +199,7 @@ def naive_layer2(drill: Drill, damaged: SqldServer) -> tuple[str | None, SqldSer
         server.start()
     except NotReady as exc:
         return f"refuses to start: {_refusal_line(str(exc))}", None
-    return soundness(server.http_url, TABLES), server
+    return drill.gate().check_server(server.http_url), server
 
 
 def roll_forward_point(restarted_at: float) -> float:
@@ -265,13 +214,6 @@ def newest_order(url: str) -> int:
     """The operator's high-water mark of a restored database: its newest order id (ids only grow)."""
     with HranaSession(url, timeout=30) as s:
         return int(s.execute("SELECT coalesce(max(id), 0) FROM orders").rows[0][0])  # type: ignore[arg-type]
-
-
-def copy_database(source: Path, target: Path) -> None:
-    """A consistent single-file copy of the SQLite database at `source` (its -wal included) at `target`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.closing(sqlite3.connect(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
-        src.backup(dst)
 
 
 def measured_loss(drill: Drill, server: SqldServer) -> dict[str, Any]:
@@ -308,7 +250,7 @@ def roll_forward(
         problem: str | None = f"refuses to start: {_refusal_line(str(exc))}"
     else:
         watch.mark("provision")
-        problem = soundness(server.http_url, TABLES)
+        problem = drill.gate().check_server(server.http_url)
         if problem is None and newest_order(server.http_url) < backup_newest:
             problem = f"the fork's newest order is older than the backup's ({backup_newest}): the backup is newer"
     watch.mark("restore")
@@ -335,12 +277,9 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
                   "layer2_naive_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
     with contextlib.suppress(Exception):
         damaged.kill()  # its files stay in the drill's artifacts for the post-mortem
-    fresh = drill.new_server("restored").start()
-    watch.mark("provision")
-    outcome = restore_sound(drill.catalog, fresh, lambda: drill.new_server("restored").start(), TABLES)
-    watch.mark("restore")
+    outcome = restore_layer1(drill, watch.mark)
     drill.primary = outcome.server
-    recovered_by = f"layer 1: full backup {outcome.entry.id} (checksum + integrity gate)"
+    recovered_by = f"layer 1: full backup {outcome.entry.id} ({outcome.entry.format}, checksum + integrity gate)"
     if "layer2" in drill.details:
         backup_only = measured_loss(drill, outcome.server)
         watch.mark("verify")  # measuring the backup-only loss, as layer 3 would
@@ -365,8 +304,9 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
         "backup_id": outcome.entry.id,
         "backup_taken_at": outcome.entry.created_at,
         "backup_bytes": outcome.entry.bytes,
-        "backups_refused": [list(r) for r in outcome.refused],
-        "restore_attempts": outcome.attempts,
+        "backup_format": outcome.entry.format,
+        "backups_refused": outcome.refused_pairs,
+        "restore_attempts": len(outcome.refused) + 1,
         "backups_taken": drill.scheduler.succeeded,
         "layer1_backup_failures": len(failures),
     }

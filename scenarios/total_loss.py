@@ -1,12 +1,15 @@
 """Total database loss (the seed: layers 1 + 3, full restore): the server and all its storage are
-destroyed while the workload writes; a fresh server is provisioned and the newest verified layer-1
-backup restored into it."""
+destroyed while the workload writes; the newest layer-1 backup that passes the gate is restored into a
+fresh server (a page snapshot by file, checked before the server starts on it; a dump by replay)."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
-from layers.backup import restore_latest
+from layers.backup import NoUsableBackup
+from layers.recovery import Layer1Source
+from layers.verify import Check
 from reports.result import Objectives
 from scenarios.base import Scenario, detect_by_monitor
 
@@ -15,10 +18,10 @@ if TYPE_CHECKING:
     from reports.stopwatch import Stopwatch
 
 
-def arm(drill: Drill) -> None:
+def arm(drill: Drill, fmt: str | None) -> None:
     drill.start_primary()
     drill.start_workload()
-    drill.arm_backups()
+    drill.arm_backups(fmt)
 
 
 def damage(drill: Drill) -> None:
@@ -29,28 +32,39 @@ def damage(drill: Drill) -> None:
 def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     assert drill.catalog is not None and drill.scheduler is not None
     drill.scheduler.stop()  # nothing left to back up
-    fresh = drill.new_server("restored")
-    fresh.start()
-    watch.mark("provision")
-    outcome = restore_latest(drill.catalog, fresh.http_url)
-    watch.mark("restore")
-    drill.primary = fresh
+    taken = {"backups_taken": drill.scheduler.succeeded, "backup_format": drill.details["backup_format"],
+             "backup_cycle_seconds": [round(s, 3) for s in drill.scheduler.seconds]}  # fmt: skip
+    try:
+        won = drill.restore([Layer1Source(drill.catalog)], watch.mark)
+    except NoUsableBackup as exc:  # nothing serves: an empty server shows layer 3 what that costs
+        drill.primary = drill.new_server("empty").start()
+        watch.mark("provision")
+        return {**taken, "backup_id": None, "checks": [Check("layer1_restored", False, str(exc)[:1000])]}
+    drill.primary = won.server
     return {
-        "backup_id": outcome.entry.id,
-        "backup_taken_at": outcome.entry.created_at,
-        "backup_bytes": outcome.bytes,
-        "backups_refused": [list(s) for s in outcome.skipped],
-        "backups_taken": drill.scheduler.succeeded,
+        **taken,
+        "backup_id": won.entry.id,
+        "backup_taken_at": won.entry.created_at,
+        "backup_bytes": won.entry.bytes,
+        "backup_replication_index": won.entry.replication_index,
+        "restored_by": "file, verified before serving" if won.verification else "dump replay, gated over Hrana",
+        "backups_refused": won.refused_pairs,
     }
 
 
-TOTAL_LOSS = Scenario(
-    name="total-loss",
-    title="total database loss: server and storage destroyed",
-    layers=(1,),
-    objectives=Objectives(rpo_seconds=15.0, rto_seconds=60.0),
-    arm=arm,
-    damage=damage,
-    detect=detect_by_monitor,
-    recover=recover,
-)
+def total_loss(fmt: str | None = None) -> Scenario:
+    """`fmt`: the layer-1 format this drill backs up with (None: drill_backup_format)."""
+    return Scenario(
+        name="total-loss" + (f"-{fmt}" if fmt else ""),
+        title="total database loss: server and storage destroyed" + (f" ({fmt} backups)" if fmt else ""),
+        layers=(1,),
+        objectives=Objectives(rpo_seconds=15.0, rto_seconds=60.0),
+        arm=functools.partial(arm, fmt=fmt),
+        damage=damage,
+        detect=detect_by_monitor,
+        recover=recover,
+    )
+
+
+TOTAL_LOSS = total_loss()  # drill_backup_format (default page)
+TOTAL_LOSS_DUMP = total_loss("dump")  # the portable format, drilled on every run too

@@ -10,16 +10,50 @@ from typing import Any
 import pytest
 
 
-def _total_loss_restore_noop() -> None:
-    """Layer-1 restore that picks the newest backup but never replays it into the fresh server."""
-    import scenarios.total_loss as total_loss
-    from layers.backup import RestoreOutcome
+def _restore_noop() -> None:
+    """A layer-1 restore that picks the newest backup but never restores it: a page snapshot is never
+    placed as the fresh server's database, a dump never replayed. The fresh server serves an empty database."""
+    import layers.recovery as recovery
 
-    def restore_noop(catalog: Any, target_url: str) -> RestoreOutcome:
-        entry = catalog.entries()[0]
-        return RestoreOutcome(entry, (), entry.bytes)
+    def place_nothing(database: Any, server: Any) -> None:
+        server.db_dir.mkdir(parents=True, exist_ok=True)
 
-    total_loss.restore_latest = restore_noop  # type: ignore[assignment]
+    recovery.place = place_nothing  # type: ignore[assignment]
+    recovery.replay_dump = lambda gz, url, timeout=120: None  # type: ignore[assignment]
+
+
+def _page_checksum_mismatch() -> None:
+    """Every page snapshot's object is altered between its checksum and its upload (a bad disk or a bad
+    agent): no snapshot's SHA-256 holds, so the restore has nothing it may use."""
+    import layers.snapshot as snapshot
+
+    upload = snapshot.upload
+
+    def flip_then_upload(catalog: Any, spool: Any, entry: Any) -> Any:
+        spool.seek(spool.tell() // 2)
+        byte = spool.read(1)
+        spool.seek(-1, 1)
+        spool.write(bytes([byte[0] ^ 0xFF]))
+        return upload(catalog, spool, entry)
+
+    snapshot.upload = flip_then_upload  # type: ignore[assignment]
+
+
+def _page_corrupt_file() -> None:
+    """Every downloaded page snapshot comes out of decompression with order_items' pages overwritten: the
+    gate must refuse each one before any server starts on it."""
+    import layers.recovery as recovery
+    from fixtures.damage import damage_object
+
+    materialize = recovery.materialize
+
+    def corrupted(entry: Any, spool: Any, workdir: Any) -> Any:
+        path = materialize(entry, spool, workdir)
+        if entry.format == "page":
+            damage_object(path, "order_items")
+        return path
+
+    recovery.materialize = corrupted  # type: ignore[assignment]
 
 
 def _region_outage_offsite_disabled() -> None:
@@ -78,30 +112,25 @@ def _pitr_repair_skips_a_table() -> None:
     )
 
 
-def _table_corruption_restore_skipped() -> None:
-    """The integrity-gated layer-1 restore picks a backup but never replays it: the fresh server stays empty."""
-    import scenarios.table_corruption as tc
-
-    tc.restore_sound = lambda catalog, first, provision, tables: tc.SoundRestore(catalog.entries()[0], first, (), 0)  # type: ignore[assignment]
-
-
 def _table_corruption_restore_damaged_copy() -> None:
     """The operator "restores" a file-level copy of the damaged database instead of a layer-1 backup."""
     import dataclasses
     import shutil
 
     import scenarios.table_corruption as tc
+    from layers.recovery import Candidate, Fetched, Offer
 
     def recover(drill: Any, watch: Any) -> dict[str, Any]:
         damaged = drill.primary.db_file
 
-        def copy_back(catalog: Any, first: Any, provision: Any, tables: Any) -> Any:
-            first.kill()
-            first.db_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(damaged, first.db_file)
-            return tc.SoundRestore(catalog.entries()[0], first.start(), (), 1)
+        def copy_back(drill: Any, mark: Any) -> Any:
+            server = drill.new_server("restored")
+            server.db_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(damaged, server.db_file)
+            offer = Offer(1, "sabotage", drill.catalog.entries()[0], lambda workdir: Fetched(damaged, 0))
+            return Candidate(offer, Fetched(damaged, 0), server.start(), None, (), 0)
 
-        tc.restore_sound = copy_back  # type: ignore[assignment]
+        tc.restore_layer1 = copy_back  # type: ignore[assignment]
         return tc.recover(drill, watch)
 
     for name, scenario in tc.SCENARIOS.items():
@@ -151,14 +180,16 @@ SABOTAGE: dict[str, Callable[[], None]] = {
     "service-repointed-late": _service_repointed_late,
     "total-loss-recover-crashes": _total_loss_recover_crashes,
     "drill-setup-crashes": _drill_setup_crashes,
-    "total-loss-restore-noop": _total_loss_restore_noop,
+    "total-loss-restore-noop": _restore_noop,
+    "total-loss-page-checksum-mismatch": _page_checksum_mismatch,
+    "total-loss-page-corrupt-file": _page_corrupt_file,
     "pitr-surgical-fork-after-incident": _pitr_fork_after_incident,
     "pitr-rewind-fork-after-incident": _pitr_fork_after_incident,
     "pitr-surgical-skipped": _pitr_surgical_skipped,
     "pitr-repair-skips-a-table": _pitr_repair_skips_a_table,
     "region-outage-offsite-disabled": _region_outage_offsite_disabled,
     "region-outage-wal-objects-skipped": _region_outage_wal_objects_skipped,
-    "table-corruption-restore-skipped": _table_corruption_restore_skipped,
+    "table-corruption-restore-skipped": _restore_noop,
     "table-corruption-restore-damaged-copy": _table_corruption_restore_damaged_copy,
 }
 

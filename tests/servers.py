@@ -13,6 +13,8 @@ from fixtures.seed import SeedInfo, install_seed
 from fixtures.sqld import SqldServer, SqldSpec
 from fixtures.sqld_container import ContainerSqld
 from fixtures.sqld_process import ProcessSqld
+from layers.backup import BackupCatalog
+from layers.recovery import Candidate, Gate, Layer1Source, restore_first
 
 SqldFactory = Callable[..., SqldServer]
 
@@ -55,3 +57,8 @@ def seeded_process(root: Path, seed: SeedInfo) -> Iterator[SqldServer]:
         server = make("source")
         install_seed(seed, server.db_file)
         yield server.start()
+
+
+def restore_catalog(catalog: BackupCatalog, make: SqldFactory, workdir: Path, gate: Gate | None = None) -> Candidate:
+    """layers.recovery.restore_first over one layer-1 catalog into fresh servers `make("target")`."""
+    return restore_first([Layer1Source(catalog)], gate or Gate(), lambda: make("target"), workdir)

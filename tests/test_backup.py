@@ -26,13 +26,12 @@ from layers.backup import (
     CatalogEntry,
     NoUsableBackup,
     apply_retention,
-    restore_latest,
     take_backup,
 )
 from layers.notify import JsonlNotifier
 from layers.policy import Policy
 from layers.store import LocalStore, S3Store
-from tests.servers import SqldFactory, seeded_process
+from tests.servers import SqldFactory, restore_catalog, seeded_process
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +124,15 @@ def test_restore_latest_reproduces_the_source(
     small_seed: SeedInfo,
     monkeypatch: pytest.MonkeyPatch,
     chunk: int,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setattr(layers.backup, "REPLAY_CHUNK", chunk)
     entry = take_backup(source.http_url, catalog, sqld_version=source.version())
-    target = process_sqld("target").start()
-    outcome = restore_latest(catalog, target.http_url)
+    outcome = restore_catalog(catalog, process_sqld, tmp_path)
+    target = outcome.server
     assert outcome.entry == entry
-    assert outcome.skipped == ()
-    assert outcome.bytes == entry.bytes
+    assert outcome.refused == ()
+    assert outcome.verification is None  # a dump: gated over Hrana once replayed
     restored = table_digests(target.http_url)
     assert restored == table_digests(source.http_url)
     assert restored == small_seed.tables
@@ -141,33 +141,39 @@ def test_restore_latest_reproduces_the_source(
         assert s.execute("PRAGMA foreign_key_check").rows == []
 
 
-def test_restore_skips_a_tampered_backup(source: SqldServer, catalog: BackupCatalog, process_sqld: SqldFactory) -> None:
+def test_restore_skips_a_tampered_backup(
+    source: SqldServer, catalog: BackupCatalog, process_sqld: SqldFactory, tmp_path: Path
+) -> None:
     older = take_backup(source.http_url, catalog, sqld_version=source.version())
     newer = take_backup(source.http_url, catalog, sqld_version=source.version())
     assert [e.id for e in catalog.entries()] == [newer.id, older.id]
     data = bytearray(catalog.store.get_bytes(newer.key))
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     catalog.store.put_bytes(newer.key, bytes(data))
-    target = process_sqld("target").start()
-    outcome = restore_latest(catalog, target.http_url)
+    outcome = restore_catalog(catalog, process_sqld, tmp_path)
+    target = outcome.server
     assert outcome.entry == older
-    assert len(outcome.skipped) == 1
-    skipped_id, reason = outcome.skipped[0]
+    assert len(outcome.refused) == 1
+    skipped_id, reason = outcome.refused_pairs[0]
     assert skipped_id == newer.id
     assert reason.startswith("checksum mismatch")
     assert table_digests(target.http_url) == table_digests(source.http_url)
 
 
-def test_restore_reports_a_missing_backup_object(catalog: BackupCatalog) -> None:
+def test_restore_reports_a_missing_backup_object(
+    catalog: BackupCatalog, process_sqld: SqldFactory, tmp_path: Path
+) -> None:
     entry = CatalogEntry("x1", f"{BACKUPS}x1.sql.gz", datetime.now(UTC).isoformat(), "0" * 64, 1, "src", "v")
     catalog.add(entry)
     with pytest.raises(NoUsableBackup, match="x1: object missing"):
-        restore_latest(catalog, "http://127.0.0.1:9")
+        restore_catalog(catalog, process_sqld, tmp_path)
 
 
-def test_empty_catalog_raises_no_usable_backup(catalog: BackupCatalog) -> None:
+def test_empty_catalog_raises_no_usable_backup(
+    catalog: BackupCatalog, process_sqld: SqldFactory, tmp_path: Path
+) -> None:
     with pytest.raises(NoUsableBackup, match="the catalog is empty"):
-        restore_latest(catalog, "http://127.0.0.1:9")
+        restore_catalog(catalog, process_sqld, tmp_path)
 
 
 def _entry(id: str, created: datetime) -> CatalogEntry:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import layers.backup
+import layers.recovery
 from bench import restore_speed, suite_time
 from bench.procstat import cpu_seconds, peak_mb, reset_peak
+from fixtures.sqld import SqldServer
 
 SMALLEST = "100KB"
 
@@ -23,21 +24,22 @@ def test_restore_speed_prints_every_layer_beside_the_physical_limits(
     rows = restore_speed.main(["--sizes", SMALLEST, "--workdir", str(tmp_path), "--cache", str(tmp_path / "cache"),
                                "--json", str(out)])  # fmt: skip
     steps = [r.step for r in rows]
-    assert steps[:4] == [
-        restore_speed.RAW,
-        "sqlite3 .backup",
-        "S3 GET of the file (moto)",
-        "sqlite3 CLI < layer-1 dump",
-    ]
-    assert [s.split(" (")[0] for s in steps[4:]] == ["layer 1 restore", "layer 2 restore", "layer 4 restore"]
+    assert steps == [
+        restore_speed.RAW, "sqlite3 .backup", "S3 GET of the file (moto)",
+        "layer 1 backup cycle (page, first)", "layer 1 backup cycle (page, later)", "layer 1 backup cycle (dump)",
+        "layer 1 restore (page)", "layer 3 verify (layer 1, page)", "layer 1 restore (dump)", "layer 3 verify (layer 1, dump)",
+        "layer 2 restore (bottomless, to /health)",
+        "layer 4 restore (page)", "layer 3 verify (layer 4, page)", "layer 4 restore (dump)", "layer 3 verify (layer 4, dump)",
+    ]  # fmt: skip
     assert all(r.seconds > 0 and r.db_bytes > 100_000 for r in rows)
-    layer1 = rows[4]
-    assert layer1.sqld_peak_mb and layer1.runner_peak_mb and layer1.detail["sqld_cpu_s"] > 0
-    assert (
-        0 < layer1.detail["download_s"] + layer1.detail["verify_dump_s"] + layer1.detail["replay_s"] <= layer1.seconds
-    )
+    by_step = {r.step: r for r in rows}
+    for step in ("layer 1 restore (page)", "layer 1 restore (dump)", "layer 1 backup cycle (page, later)"):
+        assert by_step[step].sqld_peak_mb and by_step[step].runner_peak_mb, step
+    assert 0 < by_step["layer 1 restore (dump)"].detail["replay_s"] <= by_step["layer 1 restore (dump)"].seconds
+    assert by_step["layer 1 restore (page)"].detail["replay_s"] == 0, "a page snapshot is never replayed"
+    assert by_step["layer 3 verify (layer 1, page)"].detail["file_gate_s"] > 0
     printed = capsys.readouterr().out
-    assert "vs raw" in printed and "layer 4 restore (decrypt + replay)" in printed and "100.0%" in printed
+    assert "vs raw" in printed and "layer 4 restore (page)" in printed and "100.0%" in printed
     assert len(json.loads(out.read_text())) == len(rows)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("run-")], "the run left its scratch folder"
 
@@ -45,9 +47,12 @@ def test_restore_speed_prints_every_layer_beside_the_physical_limits(
 def test_restore_speed_refuses_to_time_a_restore_that_lost_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(layers.backup, "replay_dump", lambda gz, url, timeout=120: None)  # replays nothing
+    def place_nothing(database: Path, server: SqldServer) -> None:  # the verified file never reaches the server
+        server.db_dir.mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(layers.recovery, "place", place_nothing)
     with pytest.raises(RuntimeError, match=r"restore into .* is incomplete"):
-        restore_speed.main(["--sizes", SMALLEST, "--layers", "1", "--workdir", str(tmp_path),
+        restore_speed.main(["--sizes", SMALLEST, "--layers", "1", "--formats", "page", "--workdir", str(tmp_path),
                             "--cache", str(tmp_path / "cache")])  # fmt: skip
 
 
@@ -79,7 +84,7 @@ def test_procstat_sees_memory_and_cpu_grow() -> None:
 
 def test_suite_time_with_two_workers_keeps_drills_isolated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = suite_time.main(["--workers", "1,2", "--backend", "process", "--workdir", str(tmp_path),
-                            "--", "-k", "test_total_loss or (test_table_corruption and truncate)"])  # fmt: skip
+                            "--", "-k", "(test_total_loss and not dump) or (test_table_corruption and truncate)"])  # fmt: skip
     serial, parallel = runs
     assert (serial.passed, parallel.passed, serial.failed, parallel.failed) == (2, 2, 0, 0)
     assert serial.records == parallel.records == 2 and serial.run_ids == 1

@@ -19,9 +19,9 @@ from fixtures.hrana import HranaSession
 from fixtures.seed import TABLES, SeedInfo, install_seed
 from fixtures.sqld import SqldServer
 from layers.backup import BACKUPS, BackupCatalog, CatalogEntry, NoUsableBackup, take_backup
+from layers.recovery import Gate
 from layers.store import LocalStore
-from scenarios.table_corruption import restore_sound, soundness
-from tests.servers import SqldFactory
+from tests.servers import SqldFactory, restore_catalog
 
 
 @pytest.fixture
@@ -126,11 +126,10 @@ def test_gate_refuses_a_checksummed_backup_that_restores_unsound(
     cut = _add_cut_backup(catalog, good, tmp_path)
     assert [e.id for e in catalog.entries()] == [cut.id, good.id]
 
-    outcome = restore_sound(catalog, process_sqld("restored").start(), lambda: process_sqld("restored").start(), TABLES)
+    outcome = restore_catalog(catalog, process_sqld, tmp_path / "restore", Gate(TABLES))
     assert outcome.entry.id == good.id
-    assert outcome.attempts == 2
-    assert [i for i, _ in outcome.refused] == [cut.id], outcome.refused
-    assert soundness(outcome.server.http_url, TABLES) is None
+    assert [i for i, _ in outcome.refused_pairs] == [cut.id], outcome.refused
+    assert Gate(TABLES).check_server(outcome.server.http_url) is None
     with HranaSession(outcome.server.http_url) as s, HranaSession(seeded.http_url) as src:
         for table in TABLES:
             q = f"SELECT count(*) FROM {table}"
@@ -144,10 +143,10 @@ def test_gate_gives_up_when_no_backup_restores_sound(
     good = take_backup(seeded.http_url, catalog, sqld_version="test")
     _add_cut_backup(catalog, good, tmp_path)
     catalog.remove(good)
-    with pytest.raises(NoUsableBackup, match=r"restores sound: .*-cut: "):
-        restore_sound(catalog, process_sqld("restored").start(), lambda: process_sqld("restored").start(), TABLES)
+    with pytest.raises(NoUsableBackup, match=r"no usable layer-1 backup in .*-cut: "):
+        restore_catalog(catalog, process_sqld, tmp_path / "restore", Gate(TABLES))
 
 
-def test_soundness_names_the_missing_tables(process_sqld: SqldFactory) -> None:
+def test_gate_names_the_missing_tables(process_sqld: SqldFactory) -> None:
     empty = process_sqld("empty").start()
-    assert soundness(empty.http_url, ("orders",)) == "tables missing: orders"
+    assert Gate(("orders",)).check_server(empty.http_url) == "tables: tables missing: orders"

@@ -11,7 +11,10 @@ from tests.drillrun import run_pytest
 
 CASES = [
     # (drill, sabotage, words the failure must contain)
-    ("drills/test_total_loss.py", "total-loss-restore-noop", "row_counts"),
+    ("drills/test_total_loss.py", "total-loss-restore-noop", "row_counts"),  # page: the file never placed
+    ("drills/test_total_loss_dump.py", "total-loss-restore-noop", "row_counts"),  # dump: never replayed
+    ("drills/test_total_loss.py", "total-loss-page-checksum-mismatch", "checksum mismatch"),
+    ("drills/test_total_loss.py", "total-loss-page-corrupt-file", "refused before serving: integrity_check"),
     ("drills/test_own_schema.py::test_own_schema[process-total-loss]", "total-loss-restore-noop", "row_counts"),
     ("drills/test_row_deletion.py::test_row_deletion_surgical", "pitr-surgical-fork-after-incident", "row_counts"),
     ("drills/test_row_deletion.py::test_row_deletion_rewind", "pitr-rewind-fork-after-incident", "row_counts"),
@@ -44,7 +47,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("drill", "sabotage", "reason"), CASES, ids=[c[1] for c in CASES])
+@pytest.mark.parametrize(("drill", "sabotage", "reason"), CASES, ids=[f"{c[1]}-{c[0].split('/')[-1]}" for c in CASES])
 def test_drill_fails_when_recovery_is_broken(tmp_path: Path, drill: str, sabotage: str, reason: str) -> None:
     run = run_pytest(
         [drill, "-p", "tests.sabotage", "--drill-backend=process", "--drill-backup-interval=1",

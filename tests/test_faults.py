@@ -29,18 +29,17 @@ from layers.backup import (
     BackupCatalog,
     BackupScheduler,
     NoUsableBackup,
-    RestoreIncomplete,
     download_verified,
-    restore_latest,
     take_backup,
 )
 from layers.notify import JsonlNotifier
 from layers.policy import Policy
+from layers.recovery import Gate, RestoreIncomplete, restore_first
 from layers.store import S3Store
 from reports.history import FileHistory
 from tests.drillrun import ROOT
 from tests.faultproxy import Fault, FaultProxy
-from tests.servers import SqldFactory, seeded_process
+from tests.servers import SqldFactory, restore_catalog, seeded_process
 from tests.test_backup import table_digests
 
 
@@ -180,32 +179,30 @@ TRANSIENT_DOWNLOAD = [
 @pytest.mark.parametrize("fault", TRANSIENT_DOWNLOAD, ids=lambda f: f.label.replace(" ", "-"))
 def test_restore_survives_a_transient_fault(
     source: SqldServer, proxy: FaultProxy, bucket: str, moto_region: Region, seed: SeedInfo,
-    process_sqld: SqldFactory, fault: Fault,
+    process_sqld: SqldFactory, fault: Fault, tmp_path: Path,
 ) -> None:  # fmt: skip
     entry = take_backup(source.http_url, _catalog(moto_region.endpoint.url, bucket), sqld_version="v")
-    target = process_sqld("target").start()
     proxy.set(fault)
     started = time.monotonic()
     timeouts = {"read_timeout": 1} if fault.kind == "stall" else {}
-    outcome = restore_latest(_catalog(proxy.url, bucket, **timeouts), target.http_url)
+    outcome = restore_catalog(_catalog(proxy.url, bucket, **timeouts), process_sqld, tmp_path)
     seconds = time.monotonic() - started
     assert proxy.stats.hits >= 1, f"the fault {fault.label} never acted (test premise)"
-    assert outcome.entry == entry and outcome.skipped == ()
-    assert table_digests(target.http_url) == seed.tables
+    assert outcome.entry == entry and outcome.refused == ()
+    assert table_digests(outcome.server.http_url) == seed.tables
     did = "completed at the limit" if fault.kind == "limit" else f"retried ({proxy.stats.hits} hit)"
     _row(fault.label, "layer-1 restore", f"{did}, restored {entry.bytes} B in {seconds:.2f}s", "nothing")
 
 
 def test_restore_that_cannot_read_names_what_it_could_not_read(
-    source: SqldServer, proxy: FaultProxy, bucket: str, moto_region: Region, process_sqld: SqldFactory
+    source: SqldServer, proxy: FaultProxy, bucket: str, moto_region: Region, process_sqld: SqldFactory, tmp_path: Path
 ) -> None:
     direct = _catalog(moto_region.endpoint.url, bucket)
     older = take_backup(source.http_url, direct, sqld_version="v")
     newer = take_backup(source.http_url, direct, sqld_version="v")
-    target = process_sqld("target").start()
     proxy.set(Fault("reset", "down", after_bytes=150_000))  # every object cut; the small catalog reads pass
     with pytest.raises(NoUsableBackup) as failed:
-        restore_latest(_catalog(proxy.url, bucket), target.http_url)
+        restore_catalog(_catalog(proxy.url, bucket), process_sqld, tmp_path)
     message = str(failed.value)
     for entry in (newer, older):
         assert f"{entry.id}: could not read s3://{bucket}/{entry.key}" in message, message
@@ -215,12 +212,11 @@ def test_restore_that_cannot_read_names_what_it_could_not_read(
 
 
 def test_restore_against_a_dead_endpoint_says_it_could_not_list(
-    proxy: FaultProxy, bucket: str, process_sqld: SqldFactory
+    proxy: FaultProxy, bucket: str, process_sqld: SqldFactory, tmp_path: Path
 ) -> None:
-    target = process_sqld("target").start()
     proxy.set(Fault("reset", "down", after_bytes=0))
     with pytest.raises(NoUsableBackup, match=rf"could not list the layer-1 catalog s3://{bucket}/layer1/catalog/"):
-        restore_latest(_catalog(proxy.url, bucket, connect_timeout=1, read_timeout=1), target.http_url)
+        restore_catalog(_catalog(proxy.url, bucket, connect_timeout=1, read_timeout=1), process_sqld, tmp_path)
     _row(
         "reset down at 0 B (endpoint gone)", "layer-1 restore", "NoUsableBackup: could not list the catalog", "nothing"
     )
@@ -228,15 +224,16 @@ def test_restore_against_a_dead_endpoint_says_it_could_not_list(
 
 # -- crashes -----------------------------------------------------------------------------------------
 def test_server_killed_mid_restore_gives_a_clear_error_and_keeps_the_catalog(
-    source: SqldServer, bucket: str, moto_region: Region, sqld_factory: SqldFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    source: SqldServer, bucket: str, moto_region: Region, sqld_factory: SqldFactory, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
     """Both backends: the target (process or container) is SIGKILLed after three replay chunks."""
     import layers.backup
 
     monkeypatch.setattr(layers.backup, "REPLAY_CHUNK", 64 * 1024)
     direct = _catalog(moto_region.endpoint.url, bucket)
     entry = take_backup(source.http_url, direct, sqld_version="v")
-    target = sqld_factory("target").start()
+    target = sqld_factory("target")
     original = fixtures.hrana.HranaSession.sequence
     sent = []
 
@@ -248,7 +245,7 @@ def test_server_killed_mid_restore_gives_a_clear_error_and_keeps_the_catalog(
 
     monkeypatch.setattr(fixtures.hrana.HranaSession, "sequence", sequence_then_crash)
     with pytest.raises(RestoreIncomplete) as failed:
-        restore_latest(direct, target.http_url)
+        restore_catalog(direct, lambda name: target, tmp_path)
     assert entry.id in str(failed.value) and target.http_url in str(failed.value)
     assert _whole(direct) == (1, 1, [])
     _row(f"sqld ({target.backend}) SIGKILLed after 3 replay chunks", "layer-1 restore",
@@ -329,9 +326,9 @@ def test_sigkill_during_heavy_history_appends_leaves_only_whole_lines(tmp_path: 
 # -- layer 4 offsite copy --------------------------------------------------------------------------------
 def test_offsite_copy_under_faults_never_catalogues_a_partial_copy(
     source: SqldServer, proxy: FaultProxy, bucket: str, moto_region: Region, seed: SeedInfo,
-    process_sqld: SqldFactory,
+    process_sqld: SqldFactory, tmp_path: Path,
 ) -> None:  # fmt: skip
-    from layers.offsite import OffsiteKey, keyring, offsite_ids, replicate_once, restore_offsite
+    from layers.offsite import OffsiteKey, OffsiteSource, keyring, offsite_ids, replicate_once
 
     layer1 = _catalog(moto_region.endpoint.url, bucket)
     entry = take_backup(source.http_url, layer1, sqld_version="v")
@@ -348,11 +345,11 @@ def test_offsite_copy_under_faults_never_catalogues_a_partial_copy(
         copy, problems = replicate_once(layer1, through, key)
         assert copy is not None and copy.entry == entry and problems == []
         assert offsite_ids(direct) == [entry.id]
-        target = process_sqld("target").start()
         proxy.set(Fault("reset", "down", after_bytes=400_000, times=1))
-        restored = restore_offsite(through, keyring(key), target.http_url)
+        sources = [OffsiteSource(through, keyring(key))]
+        restored = restore_first(sources, Gate(), lambda: process_sqld("target"), tmp_path / "restore")
         assert restored.entry == entry and restored.refused == ()
-        assert table_digests(target.http_url) == seed.tables
+        assert table_digests(restored.server.http_url) == seed.tables
     finally:
         proxy.clear()
         moto_region.delete_bucket(offsite_bucket)

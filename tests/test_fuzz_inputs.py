@@ -32,11 +32,10 @@ from layers.backup import (
     BackupCatalog,
     CatalogEntry,
     NoUsableBackup,
-    restore_latest,
     take_backup,
 )
 from layers.store import LocalStore
-from tests.servers import sqld_servers
+from tests.servers import restore_catalog, sqld_servers
 from tests.test_backup import table_digests
 
 EXAMPLES = int(os.environ.get("DRILL_FUZZ_EXAMPLES", "40"))  # pure checks; those with servers run a sixth
@@ -263,11 +262,11 @@ def test_bad_backup_objects_are_skipped_and_the_restore_falls_back(
             bad_ids.append(bad_id)
         before = {o.key: o.size for o in store.list()}
         with sqld_servers("process", Path(tmp) / "servers") as make:
-            target = make("target").start()
-            outcome = restore_latest(BackupCatalog(store), target.http_url)
+            outcome = restore_catalog(BackupCatalog(store), make, Path(tmp) / "restore")
+            target = outcome.server
             assert outcome.entry.id == record["id"]
-            assert sorted(i for i, _ in outcome.skipped) == sorted(bad_ids)
-            assert all(why for _, why in outcome.skipped)
+            assert sorted(i for i, _ in outcome.refused_pairs) == sorted(bad_ids)
+            assert all(why for _, why in outcome.refused_pairs)
             assert table_digests(target.http_url) == small_seed.tables
             from fixtures.hrana import HranaSession
 
@@ -277,6 +276,10 @@ def test_bad_backup_objects_are_skipped_and_the_restore_falls_back(
         assert {o.key: o.size for o in store.list()} == before, "nothing in the store is destroyed"
 
 
+def _no_server(name: str) -> SqldServer:
+    raise AssertionError("nothing restorable: no server may be provisioned")
+
+
 def test_only_bad_backups_give_no_usable_backup_naming_each(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     blob = b"not gzip"
@@ -284,6 +287,6 @@ def test_only_bad_backups_give_no_usable_backup_naming_each(tmp_path: Path) -> N
     store.put_bytes(f"{CATALOG}b1.json", json.dumps(_good("b1", blob, datetime.now(UTC))).encode())
     store.put_bytes(f"{CATALOG}b2.json", b"{garbage")
     with pytest.raises(NoUsableBackup) as failed:
-        restore_latest(BackupCatalog(store), "http://127.0.0.1:9")  # never contacted: nothing is usable
+        restore_catalog(BackupCatalog(store), _no_server, tmp_path / "restore")  # nothing is usable: no server
     assert "b1: not a gzip'd UTF-8 SQL dump" in str(failed.value)
     assert f"{CATALOG}b2.json: catalog entry refused: not JSON" in str(failed.value)

@@ -22,8 +22,10 @@ from layers.backup import BackupCatalog, NoUsableBackup, apply_retention, take_b
 from layers.offsite import (
     MAGIC,
     OBJECTS,
+    Keyring,
     OffsiteKey,
     OffsiteReplicator,
+    OffsiteSource,
     TamperedObject,
     apply_offsite_retention,
     copy_new_objects,
@@ -33,10 +35,10 @@ from layers.offsite import (
     open_sealed,
     replicate_once,
     restore_objects,
-    restore_offsite,
     seal,
 )
 from layers.policy import Policy
+from layers.recovery import Candidate, Gate, restore_first
 from layers.store import LocalStore, S3Store
 from scenarios.region_outage import FAULTS, OffsiteFault
 from tests.servers import SqldFactory
@@ -264,51 +266,46 @@ def _two_copies(catalog: BackupCatalog, offsite: S3Store, url: str) -> None:
     assert replicate_once(catalog, offsite, KEY)[0] is not None
 
 
+def _restore(offsite: S3Store, keys: Keyring, make: SqldFactory, workdir: Path) -> Candidate:
+    return restore_first([OffsiteSource(offsite, keys)], Gate(), lambda: make("restored"), workdir)
+
+
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_restore_refuses_a_damaged_newest_copy_and_falls_back(
-    backups: tuple[BackupCatalog, S3Store, str], process_sqld: SqldFactory, fault: OffsiteFault
+    backups: tuple[BackupCatalog, S3Store, str], process_sqld: SqldFactory, fault: OffsiteFault, tmp_path: Path
 ) -> None:
     catalog, offsite, url = backups
     _two_copies(catalog, offsite, url)
     newest, older = offsite_ids(offsite)[:2]
     fault.apply(offsite, newest, KEY)
-    fresh = process_sqld("restored").start()
-    outcome = restore_offsite(offsite, keyring(KEY), fresh.http_url)
+    outcome = _restore(offsite, keyring(KEY), process_sqld, tmp_path)
     assert outcome.entry.id == older
-    assert [r[0] for r in outcome.refused] == [newest]
-    assert fault.caught_by in outcome.refused[0][1]
-    assert _rows(fresh.http_url) == 6, "the older copy (6 rows, without 'late') is what was restored"
+    assert [r[0] for r in outcome.refused_pairs] == [newest]
+    assert fault.caught_by in outcome.refused_pairs[0][1]
+    assert _rows(outcome.server.http_url) == 6, "the older copy (6 rows, without 'late') is what was restored"
     assert outcome.bytes_downloaded > 2 * offsite.list(object_key(older))[0].size * 0.9
 
 
 def test_restore_of_the_undamaged_newest_copy(
-    backups: tuple[BackupCatalog, S3Store, str], process_sqld: SqldFactory
+    backups: tuple[BackupCatalog, S3Store, str], process_sqld: SqldFactory, tmp_path: Path
 ) -> None:
     catalog, offsite, url = backups
     _two_copies(catalog, offsite, url)
-    fresh = process_sqld("restored").start()
-    outcome = restore_offsite(offsite, keyring(KEY), fresh.http_url)
+    outcome = _restore(offsite, keyring(KEY), process_sqld, tmp_path)
     assert outcome.refused == () and outcome.entry.id == offsite_ids(offsite)[0]
-    assert _rows(fresh.http_url) == 7
+    assert _rows(outcome.server.http_url) == 7
 
 
 def test_restore_with_the_wrong_key_refuses_everything(
-    backups: tuple[BackupCatalog, S3Store, str], process_sqld: SqldFactory
+    backups: tuple[BackupCatalog, S3Store, str], tmp_path: Path
 ) -> None:
     catalog, offsite, url = backups
     _two_copies(catalog, offsite, url)
-    fresh = process_sqld("restored").start()
+    made: list[str] = []
     with pytest.raises(NoUsableBackup, match="not in the keyring") as raised:
-        restore_offsite(offsite, keyring(OffsiteKey.generate()), fresh.http_url)
+        _restore(offsite, keyring(OffsiteKey.generate()), lambda name: made.append(name), tmp_path)  # type: ignore[arg-type,return-value]
     assert str(raised.value).count("not in the keyring") == 2
-    assert _rows_or_none(fresh.http_url) is None, "nothing was replayed"
-
-
-def _rows_or_none(url: str) -> int | None:
-    try:
-        return _rows(url)
-    except Exception:
-        return None
+    assert made == [], "no server was provisioned: nothing authenticated"
 
 
 def test_replicator_thread_and_region_outage(

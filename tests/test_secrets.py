@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from fixtures.s3 import EndpointUnreachable, Region, S3Endpoint, open_region
-from fixtures.sqld import SqldSpec, free_port
-from layers.backup import BackupCatalog, BackupScheduler, NoUsableBackup, restore_latest
+from fixtures.sqld import SqldServer, SqldSpec, free_port
+from layers.backup import BackupCatalog, BackupScheduler, NoUsableBackup
 from layers.notify import JsonlNotifier
 from layers.offsite import OffsiteKey
 from layers.pitr import bottomless_env
 from layers.policy import Policy
 from layers.store import S3Store
 from tests.drillrun import DrillRun, run_pytest
+from tests.servers import restore_catalog
 
 
 class Markers:
@@ -115,6 +116,10 @@ def test_objects_holding_keys_never_show_them(markers: Markers) -> None:
     assert markers.leaks(shown.encode(), "reprs") == []
 
 
+def _no_server(name: str) -> SqldServer:
+    raise AssertionError("nothing restorable: no server may be provisioned")
+
+
 def test_errors_through_the_runner_name_no_keys(markers: Markers, tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(EndpointUnreachable) as unreachable:
@@ -123,7 +128,7 @@ def test_errors_through_the_runner_name_no_keys(markers: Markers, tmp_path: Path
                           markers.env["DRILL_S3_US_EAST_SECRET_ACCESS_KEY"])  # fmt: skip
     catalog = BackupCatalog(S3Store(endpoint.client(connect_timeout=1, read_timeout=1), "bucket"))
     with pytest.raises(NoUsableBackup) as restore:
-        restore_latest(catalog, dead)
+        restore_catalog(catalog, _no_server, tmp_path / "restore")
     notifier = JsonlNotifier(tmp_path / "n.jsonl")
     scheduler = BackupScheduler(dead, catalog, Policy(interval_seconds=1), notifier, sqld_version="v")
     scheduler.run_once()
