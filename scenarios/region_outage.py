@@ -104,7 +104,7 @@ def arm(drill: Drill, fault: OffsiteFault | None) -> None:
     key = OffsiteKey.from_env() or OffsiteKey.generate()
     drill.details["layer4_key"] = f"{key.key_id} ({key.source})"
     offsite = drill.arm_offsite(key)
-    drill.details.update(_tls_details(drill))
+    drill.details.update(tls_details(drill))
     # A fault case needs an older copy to fall back to. Fewer copies are recorded, not fatal: the
     # recovery then shows what an outage without them costs (and the drill goes red).
     wanted = 1 if fault is None else 2
@@ -114,7 +114,7 @@ def arm(drill: Drill, fault: OffsiteFault | None) -> None:
     time.sleep(random.uniform(0, config.offsite_interval))  # the outage falls anywhere in the offsite cycle
 
 
-def _tls_details(drill: Drill) -> dict[str, Any]:
+def tls_details(drill: Drill) -> dict[str, Any]:
     endpoint = drill.offsite_region.endpoint
     if not endpoint.url.startswith("https://"):
         return {"offsite_tls": f"none: {endpoint.url} is plain HTTP (use {drill.config.offsite_region}=moto+tls)"}
@@ -140,7 +140,7 @@ def damage(drill: Drill, fault: OffsiteFault | None) -> None:
             )
 
 
-def _refuses_connections(url: str) -> bool:
+def refuses_connections(url: str) -> bool:
     parts = urlsplit(url)
     try:
         socket.create_connection((parts.hostname, parts.port or 80), timeout=1).close()
@@ -170,7 +170,7 @@ def recover(drill: Drill, watch: Stopwatch, fault: OffsiteFault | None) -> dict[
         drill.primary = drill.new_server("eu-west").start()
         watch.mark("provision")
     east_requests, west_requests = east.requests - east_before, west.requests - west_before
-    east_dead = _refuses_connections(east.endpoint.url)
+    east_dead = refuses_connections(east.endpoint.url)
     checks = [
         Check("primary_region_untouched", east_requests == 0 and east_dead,
               f"{east_requests} request(s) to {east.name} during recovery; its endpoint "

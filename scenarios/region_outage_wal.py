@@ -24,7 +24,7 @@ from layers.store import S3Store
 from layers.verify import Check, Verification, verify
 from reports.result import Objectives
 from scenarios.base import Scenario, detect_by_monitor
-from scenarios.region_outage import _refuses_connections, _tls_details
+from scenarios.region_outage import refuses_connections, tls_details
 from scenarios.region_outage import damage as region_damage
 from scenarios.table_corruption import LAYER2_ARGS, LAYER2_DATABASE_ID
 
@@ -49,7 +49,7 @@ def arm(drill: Drill) -> None:
     drill.details["layer4_key"] = f"{key.key_id} ({key.source})"
     offsite = drill.arm_offsite(key)
     offsite.copy_objects(S3Store(east.client(), bucket), LAYER2_PREFIX)
-    drill.details.update(_tls_details(drill))
+    drill.details.update(tls_details(drill))
     cycle = config.offsite_interval + config.backup_interval + 2 * scheduler.last_seconds
     offsite.wait_for(1, 2 * cycle + 5)
     offsite.wait_cycles(1, cycle + 5)  # at least one cycle has copied layer 2's objects
@@ -151,7 +151,7 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
 
     (rpo_b, lost_b), (rpo_w, lost_w) = rpo(v_backup), rpo(v_wal)
     east_requests, west_requests = east.requests - east_before, west.requests - west_before
-    east_dead = _refuses_connections(east.endpoint.url)
+    east_dead = refuses_connections(east.endpoint.url)
     east_in_env = [s.spec.name for s in (wal_server,) if s and east.endpoint.url in s.spec.env.values()]
     wal_problem = wal.get("layer2_restore_error") or ("; ".join(v_wal.failures) if v_wal and not v_wal.ok else "")
     checks = [

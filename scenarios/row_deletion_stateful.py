@@ -43,6 +43,26 @@ class SequenceLog:
     violation: str = ""  # the first time the invariant did not hold: every later step is a no-op
 
 
+def _checkpoint(drill: Drill, log: SequenceLog) -> None:
+    try:
+        rd.layer2_of(drill).checkpoint()
+        log.steps.append("checkpoint")
+    except PitrError as exc:  # not the recovery under test: the sequence goes on, the result says so
+        log.steps.append(f"checkpoint refused: {exc}"[:200])
+
+
+def _check_invariant(drill: Drill, log: SequenceLog) -> None:
+    """The database equals seed + every acknowledged write; a violation is kept, not raised: hypothesis
+    would replay the sequence on a database that has moved on."""
+    seed = drill.seed
+    checked = verify(drill.serving().http_url, tables=seed.verified, base=seed.tables, writes=drill.ledger.writes,
+                     headers=drill.target_headers)  # fmt: skip
+    log.invariant_checks += 1
+    failed = [f"{c.name}: {c.detail}" for c in checked.checks if not c.ok]
+    if failed or checked.loss.lost:
+        log.violation = f"after {log.steps}: {failed}; {len(checked.loss.lost)} acknowledged write(s) lost"
+
+
 def _machine(drill: Drill, log: SequenceLog) -> type[RuleBasedStateMachine]:
     if drill.writer is None:
         raise RuntimeError("row deletion sequence: the workload was never started")
@@ -72,13 +92,8 @@ def _machine(drill: Drill, log: SequenceLog) -> type[RuleBasedStateMachine]:
 
         @rule()
         def checkpoint(self) -> None:
-            if log.violation:
-                return
-            try:
-                rd.layer2_of(drill).checkpoint()
-                log.steps.append("checkpoint")
-            except PitrError as exc:  # not the recovery under test: the sequence goes on, the result says so
-                log.steps.append(f"checkpoint refused: {exc}"[:200])
+            if not log.violation:
+                _checkpoint(drill, log)
 
         @precondition(lambda self: log.pending)
         @rule()
@@ -92,16 +107,8 @@ def _machine(drill: Drill, log: SequenceLog) -> type[RuleBasedStateMachine]:
 
         @invariant()
         def equals_seed_plus_ledger(self) -> None:
-            if log.pending or log.violation:
-                return
-            seed = drill.seed
-            checked = verify(drill.serving().http_url, tables=seed.verified, base=seed.tables,
-                             writes=drill.ledger.writes, headers=drill.target_headers)  # fmt: skip
-            log.invariant_checks += 1
-            failed = [f"{c.name}: {c.detail}" for c in checked.checks if not c.ok]
-            if (failed or checked.loss.lost) and not log.violation:
-                # kept, not raised: hypothesis would replay the sequence on a database that moved on
-                log.violation = f"after {log.steps}: {failed}; {len(checked.loss.lost)} acknowledged write(s) lost"
+            if not (log.pending or log.violation):
+                _check_invariant(drill, log)
 
         def teardown(self) -> None:
             if log.pending:  # the next sequence (and the scenario's own incident) start from a sound database

@@ -75,6 +75,7 @@ def test_cli_certify_and_render_read_restore_tests(tmp_path: Path) -> None:
 
 
 def test_the_report_draws_the_restore_tests_over_time(tmp_path: Path) -> None:
+    import numpy as np
     from matplotlib.collections import PathCollection
 
     from reports.charts import write_charts
@@ -84,9 +85,9 @@ def test_the_report_draws_the_restore_tests_over_time(tmp_path: Path) -> None:
     fig = restore_tests_over_time(records)
     assert fig is not None
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
-    assert set(lines) == {"dumps:/backups", "sqlite:/team.db"} and len(lines["dumps:/backups"].get_xdata()) == 2
-    circled = [c for c in fig.axes[0].collections if isinstance(c, PathCollection) and len(c.get_offsets())]
-    assert len(circled) == 1 and len(circled[0].get_offsets()) == 1, "the failed test is circled"
+    assert set(lines) == {"dumps:/backups", "sqlite:/team.db"} and np.asarray(lines["dumps:/backups"].get_xdata()).shape[0] == 2
+    circled = [c for c in fig.axes[0].collections if isinstance(c, PathCollection) and np.asarray(c.get_offsets()).shape[0]]
+    assert len(circled) == 1 and np.asarray(circled[0].get_offsets()).shape[0] == 1, "the failed test is circled"
     assert restore_tests_over_time(synth.records(synth.history(1))) is None  # no restore tests: no chart
     charts = write_charts(to_frame(synth.records(synth.history(1))), tmp_path, records)
     assert charts["restore_tests"].stat().st_size > 10_000
