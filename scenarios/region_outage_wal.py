@@ -24,8 +24,8 @@ from layers.store import S3Store
 from layers.verify import Check, Verification, verify
 from reports.result import Objectives
 from scenarios.base import Scenario, detect_by_monitor
-from scenarios.region_outage import refuses_connections, tls_details
 from scenarios.region_outage import damage as region_damage
+from scenarios.region_outage import refuses_connections, tls_details
 from scenarios.table_corruption import LAYER2_ARGS, LAYER2_DATABASE_ID
 
 if TYPE_CHECKING:

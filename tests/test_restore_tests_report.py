@@ -85,8 +85,13 @@ def test_the_report_draws_the_restore_tests_over_time(tmp_path: Path) -> None:
     fig = restore_tests_over_time(records)
     assert fig is not None
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
-    assert set(lines) == {"dumps:/backups", "sqlite:/team.db"} and np.asarray(lines["dumps:/backups"].get_xdata()).shape[0] == 2
-    circled = [c for c in fig.axes[0].collections if isinstance(c, PathCollection) and np.asarray(c.get_offsets()).shape[0]]
+    assert (
+        set(lines) == {"dumps:/backups", "sqlite:/team.db"}
+        and np.asarray(lines["dumps:/backups"].get_xdata()).shape[0] == 2
+    )
+    circled = [
+        c for c in fig.axes[0].collections if isinstance(c, PathCollection) and np.asarray(c.get_offsets()).shape[0]
+    ]
     assert len(circled) == 1 and np.asarray(circled[0].get_offsets()).shape[0] == 1, "the failed test is circled"
     assert restore_tests_over_time(synth.records(synth.history(1))) is None  # no restore tests: no chart
     charts = write_charts(to_frame(synth.records(synth.history(1))), tmp_path, records)
