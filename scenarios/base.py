@@ -28,8 +28,6 @@ class Scenario:
     # optional: runs after the warm-up, right before the damage and outside the measured window
     # (e.g. to time the damage against bottomless batch boundaries)
     prepare: Callable[[Drill], None] | None = None
-    # the damage or recovery names tables of the built-in schema: not applicable to a user's own seed
-    builtin_schema_only: bool = False
     # raises SchemaError (naming the tables and the fix) when the seed cannot carry the scenario; checked
     # before any server starts
     fits: Callable[[SeedInfo], None] | None = None

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from fixtures.damage import PageDamage, damage_object, truncate, zero_header
+from fixtures.damage import DamageError, PageDamage, damage_object, largest_object, truncate, zero_header
 from fixtures.hrana import HranaError, HranaSession
+from fixtures.schema import SchemaError
 from fixtures.wait import NotReady
 from layers.pitr import Layer2, PitrError, bottomless_env, fork_timestamp, namespace_dir, point_before
 from layers.recovery import Candidate, Layer1Source
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from fixtures.drill import Drill
+    from fixtures.seed import SeedInfo
     from fixtures.sqld import SqldServer
     from reports.stopwatch import Stopwatch
 
@@ -60,11 +62,23 @@ class DamageForm:
     apply: Callable[[Path], PageDamage]
 
 
+def damage_largest(kind: str) -> Callable[[Path], PageDamage]:
+    """Overwrite every b-tree page of the file's largest table or index (of any schema)."""
+
+    def apply(path: Path) -> PageDamage:
+        name = largest_object(path, kind)
+        if name is None:
+            raise DamageError(f"{path} holds no {kind} to damage")
+        return damage_object(path, name)
+
+    return apply
+
+
 FORMS: dict[str, DamageForm] = {
     f.name: f
     for f in (
-        DamageForm("table", "every b-tree page of order_items overwritten", lambda p: damage_object(p, "order_items")),
-        DamageForm("index", "the index order_items_order overwritten", lambda p: damage_object(p, "order_items_order")),
+        DamageForm("table", "every b-tree page of the largest table overwritten", damage_largest("table")),
+        DamageForm("index", "every b-tree page of the largest index overwritten", damage_largest("index")),
         DamageForm("truncate", "the database file cut to half its pages", lambda p: truncate(p, 0.5)),
         DamageForm("header", "the 100-byte database header zeroed", zero_header),
     )
@@ -210,12 +224,6 @@ def roll_forward_point(restarted_at: float) -> float:
     return point_before(restarted_at)
 
 
-def newest_order(url: str) -> int:
-    """The operator's high-water mark of a restored database: its newest order id (ids only grow)."""
-    with HranaSession(url, timeout=30) as s:
-        return int(s.execute("SELECT coalesce(max(id), 0) FROM orders").rows[0][0])  # type: ignore[arg-type]
-
-
 def measured_loss(drill: Drill, server: SqldServer) -> dict[str, Any]:
     """The loss of the database `server` serves against the ledger (layer 3's scan, no app checks)."""
     loss = verify(server.http_url, tables=drill.seed.verified, base=drill.seed.tables, writes=drill.ledger.writes).loss
@@ -223,11 +231,12 @@ def measured_loss(drill: Drill, server: SqldServer) -> dict[str, Any]:
 
 
 def roll_forward(
-    drill: Drill, layer2_server: SqldServer, backup_newest: int, watch: Stopwatch
+    drill: Drill, layer2_server: SqldServer, backup_lost: int, watch: Stopwatch
 ) -> tuple[SqldServer | None, dict[str, Any]]:
     """Fork layer 2 (on `layer2_server`, which streams from the primary's bucket) to just before the damage,
-    copy the fork into a fresh server and gate it: sound, and no older than the restored backup (its
-    newest order `backup_newest`). (That server, or None when the fork is refused; details)."""
+    copy the fork into a fresh server and gate it: sound, and no older than the restored backup (it loses
+    no more acknowledged writes than the backup's `backup_lost`). (That server, or None when the fork is
+    refused; details)."""
     info = drill.details["layer2"]
     assert isinstance(info, dict)
     at = roll_forward_point(float(drill.details["restarted_at_epoch"]))  # type: ignore[arg-type]
@@ -251,8 +260,9 @@ def roll_forward(
     else:
         watch.mark("provision")
         problem = drill.gate().check_server(server.http_url)
-        if problem is None and newest_order(server.http_url) < backup_newest:
-            problem = f"the fork's newest order is older than the backup's ({backup_newest}): the backup is newer"
+        fork_lost = measured_loss(drill, server)["writes"] if problem is None else 0
+        if problem is None and fork_lost > backup_lost:
+            problem = f"the fork loses {fork_lost} acknowledged writes, the backup {backup_lost}: the backup is newer"
     watch.mark("restore")
     if problem:
         server.kill()
@@ -289,7 +299,7 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
             layer2["roll_forward"] = "not tried: no layer-2 server would start"
         else:
             try:
-                rolled, more = roll_forward(drill, layer2_server, newest_order(outcome.server.http_url), watch)
+                rolled, more = roll_forward(drill, layer2_server, backup_only["writes"], watch)
             finally:
                 layer2_server.kill()
             layer2.update(more)
@@ -322,8 +332,23 @@ def table_corruption(form: DamageForm, *, with_layer2: bool = False) -> Scenario
         damage=damage(form),
         detect=detect,
         recover=recover,
-        builtin_schema_only=True,
+        fits=fits(form),
     )
+
+
+def fits(form: DamageForm) -> Callable[[SeedInfo], None]:
+    """The table and index forms need a table with rows / an index in the seed (truncation and the zeroed
+    header apply to any file)."""
+
+    def check(seed: SeedInfo) -> None:
+        kind = {"table": "table", "index": "index"}.get(form.name)
+        if kind is not None and largest_object(seed.path, kind) is None:
+            raise SchemaError(
+                f"seed {seed.source} has no {kind} ({', '.join(seed.tables) or 'no tables'}): the "
+                f"'{form.name}' damage has nothing to overwrite; give a seed whose schema has one"
+            )
+
+    return check
 
 
 SCENARIOS: dict[str, Scenario] = {

@@ -61,3 +61,21 @@ def test_a_seed_without_rows_cannot_carry_an_incident_and_says_so(tmp_path: Path
     assert run.returncode == 1, run.output[-3000:]
     assert "row-deletion-surgical cannot run on seed" in run.output and "no table of the seed holds rows" in run.output
     assert run.history == [] and not list((tmp_path / "artifacts").glob("*/*/*.log")), "a server was started"
+
+
+def test_table_corruption_damages_the_largest_table_and_index_of_any_schema(tmp_path: Path) -> None:
+    from fixtures.damage import btree_pages, largest_object
+    from scenarios.table_corruption import FORMS, fits
+
+    seed = _seed(tmp_path, str(CHINOOK))
+    table, index = largest_object(seed.path, "table"), largest_object(seed.path, "index")
+    assert table is not None and all(
+        len(btree_pages(seed.path, t)) <= len(btree_pages(seed.path, str(table))) for t in seed.tables
+    ), table  # the most b-tree pages
+    assert index is not None and len(btree_pages(seed.path, index)) >= 1
+    bare = tmp_path / "bare.sql"
+    bare.write_text("CREATE TABLE t (x TEXT);\nINSERT INTO t VALUES ('a');\n")
+    no_index = _seed(tmp_path, str(bare))
+    fits(FORMS["table"])(no_index)  # a table to overwrite
+    with pytest.raises(SchemaError, match="has no index.*'index' damage has nothing to overwrite"):
+        fits(FORMS["index"])(no_index)
