@@ -26,6 +26,7 @@ import requests
 
 from fixtures.background import Background
 from fixtures.hrana import HranaSession
+from fixtures.progress import progress
 from layers.notify import Event, Notifier
 from layers.policy import Policy
 from layers.store import STORE_ERRORS, ObjectMissing, ObjectStore
@@ -149,16 +150,23 @@ def upload(catalog: BackupCatalog, spool: IO[bytes], entry: CatalogEntry) -> Cat
     return entry
 
 
-def take_backup(server_url: str, catalog: BackupCatalog, *, sqld_version: str, timeout: float = 600) -> CatalogEntry:
-    """A dump backup: stream the server's dump through gzip into a temp file (bounded memory), upload, catalog."""
+def take_backup(
+    server_url: str, catalog: BackupCatalog, *, sqld_version: str, timeout: float = 600, size_hint: int = 0
+) -> CatalogEntry:
+    """A dump backup: stream the server's dump through gzip into a temp file (bounded memory), upload,
+    catalog. `size_hint` (the database's bytes) sizes the progress line of a large one."""
     started = datetime.now(UTC)
     digest = hashlib.sha256()
     with tempfile.TemporaryFile() as spool:
         with requests.get(f"{server_url}/dump", stream=True, timeout=timeout) as response:
             response.raise_for_status()
-            with gzip.GzipFile(fileobj=hashing(spool, digest), mode="wb", compresslevel=1, mtime=0) as gz:
+            with (
+                gzip.GzipFile(fileobj=hashing(spool, digest), mode="wb", compresslevel=1, mtime=0) as gz,
+                progress("backup: layer-1 dump", size_hint) as step,
+            ):
                 for block in response.iter_content(1 << 20):
                     gz.write(block)
+                    step.advance(len(block))
         new_id = backup_id(started)
         entry = CatalogEntry(new_id, backup_key(new_id, "dump"), started.isoformat(), digest.hexdigest(),
                              spool.tell(), server_url, sqld_version, "dump")  # fmt: skip
@@ -192,9 +200,11 @@ def apply_retention(catalog: BackupCatalog, policy: Policy, now: datetime) -> li
     return doomed
 
 
-def dump_job(server_url: str, catalog: BackupCatalog, sqld_version: str) -> Callable[[], CatalogEntry]:
+def dump_job(
+    server_url: str, catalog: BackupCatalog, sqld_version: str, size_hint: int = 0
+) -> Callable[[], CatalogEntry]:
     """The dump format as a scheduler job."""
-    return lambda: take_backup(server_url, catalog, sqld_version=sqld_version)
+    return lambda: take_backup(server_url, catalog, sqld_version=sqld_version, size_hint=size_hint)
 
 
 class BackupScheduler(Background):

@@ -24,6 +24,7 @@ from typing import IO
 
 import zstandard
 
+from fixtures.progress import counted, progress
 from layers.backup import BackupCatalog, CatalogEntry, backup_id, backup_key, hashing, upload
 
 ZSTD_LEVEL = 1  # measured on 108 MB: level 1 0.14-0.20 s, level 3 0.31-0.71 s for about the same size
@@ -46,16 +47,18 @@ def copy_database(source: Path, target: Path) -> None:
 
 
 def compress(source: Path, sink: IO[bytes]) -> None:
-    with source.open("rb") as src:
+    size = source.stat().st_size
+    with source.open("rb") as src, progress("backup: layer-1 page snapshot", size) as step:
         zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS).copy_stream(
-            src, sink, size=source.stat().st_size, read_size=BLOCK, write_size=BLOCK
+            counted(src, step), sink, size=size, read_size=BLOCK, write_size=BLOCK
         )
 
 
-def decompress(source: IO[bytes], target: Path) -> None:
-    """Stream a zstd object into a file (fsynced: it is about to become a server's database)."""
-    with target.open("wb") as out:
-        zstandard.ZstdDecompressor().copy_stream(source, out, read_size=BLOCK, write_size=BLOCK)
+def decompress(source: IO[bytes], target: Path, *, size_hint: int = 0) -> None:
+    """Stream a zstd object into a file (fsynced: it is about to become a server's database); `size_hint`
+    (an estimate of the file's bytes) sizes the progress line of a large one."""
+    with target.open("wb") as out, progress(f"restore: {target.name}", size_hint) as step:
+        zstandard.ZstdDecompressor().copy_stream(source, counted(out, step), read_size=BLOCK, write_size=BLOCK)
         out.flush()
         os.fsync(out.fileno())
 

@@ -22,6 +22,7 @@ from typing import Protocol
 from fixtures.digest import MASK, Row, TableDigest, row_hash
 from fixtures.hrana import HranaError, HranaSession, Result, Value
 from fixtures.ledger import Key, LossAssessment, Write, assess
+from fixtures.progress import progress
 from fixtures.schema import ROWID_ALIASES, Identity, quote
 from layers.appchecks import AppChecks, benchmark, compare_benchmark, run_check
 
@@ -183,13 +184,20 @@ def touched_keys(writes: Sequence[Write]) -> dict[str, set[object]]:
     return keys
 
 
-def scan_tables(s: Session, tables: Sequence[str | Identity], keys: Mapping[str, set[object]], page: int) -> Scanned:
+def scan_tables(
+    s: Session, tables: Sequence[str | Identity], keys: Mapping[str, set[object]], page: int,
+    on_table: Callable[[int], None] | None = None,
+) -> Scanned:  # fmt: skip
+    """Each table scanned (digest and the ledger's keys); `on_table` gets each one's row count."""
     out: Scanned = {}
     for table, ident in zip(_names(tables), tables, strict=True):
         try:
             out[table] = scan(s, ident, keys.get(table, set()), page)
         except HranaError as exc:
             out[table] = f"{table}: unreadable ({exc})"[:300]
+        scanned = out[table]
+        if on_table is not None and not isinstance(scanned, str):
+            on_table(scanned[0].count)
     return out
 
 
@@ -299,12 +307,14 @@ def verify(
     timeout: float = 120,
     headers: dict[str, str] | None = None,
     checked_file: Verification | None = None,
+    db_bytes: int = 0,
 ) -> Verification:
     """Verify the database at `url` against `base` (the seed's digests) plus the ledger's `writes` for
     `tables` (names of builtin-style tables with an `id` first column, or identities from the seed), then
     the application's checks and benchmark; `headers` go with every request (e.g. the sqld namespace header).
     `checked_file`: the server serves a file that `verify_file` checked before it started; its checks and
-    loss stand, and over Hrana only its row counts are compared (no second scan of every row)."""
+    loss stand, and over Hrana only its row counts are compared (no second scan of every row). `db_bytes`
+    (the database's size) decides whether the scan prints a progress line."""
     checks: list[Check] = []
     with HranaSession(url, timeout=timeout, headers=headers) as s:
         checks.append(timed("serving", lambda: (s.execute("SELECT 1").rows == [(1,)], "answers queries")))
@@ -312,7 +322,9 @@ def verify(
             checks.append(timed("integrity_check", lambda: single_value_check(s, "PRAGMA integrity_check")))
             checks.append(timed("foreign_key_check", lambda: fk_check(s)))
             started = time.monotonic()
-            scanned = scan_tables(s, tables, touched_keys(writes), PAGE)
+            rows = sum(d.count for d in base.values()) + len(writes)
+            with progress("verify: scanning tables", rows, unit="rows", scale_bytes=db_bytes) as step:
+                scanned = scan_tables(s, tables, touched_keys(writes), PAGE, on_table=step.advance)
             more, loss, counts = judge_content(scanned, base, writes, time.monotonic() - started)
             checks += more
         else:

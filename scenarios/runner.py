@@ -91,7 +91,8 @@ def _execute(drill: Drill, scenario: Scenario, progress: Progress) -> DrillResul
         writes=drill.ledger.writes,
         app=expectations,
         headers=drill.target_headers,
-        checked_file=drill.served_file(),  # a file verified before it served: only what needs the server now
+        checked_file=drill.served_file(),
+        db_bytes=drill.seed.bytes,  # a file verified before it served: only what needs the server now
     )
     watch.mark("verify")
     progress.phase = "repoint"

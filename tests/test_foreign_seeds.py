@@ -77,5 +77,5 @@ def test_table_corruption_damages_the_largest_table_and_index_of_any_schema(tmp_
     bare.write_text("CREATE TABLE t (x TEXT);\nINSERT INTO t VALUES ('a');\n")
     no_index = _seed(tmp_path, str(bare))
     fits(FORMS["table"])(no_index)  # a table to overwrite
-    with pytest.raises(SchemaError, match="has no index.*'index' damage has nothing to overwrite"):
+    with pytest.raises(SchemaError, match=r"has no index.*'index' damage has nothing to overwrite"):
         fits(FORMS["index"])(no_index)
