@@ -27,7 +27,7 @@ from layers.appchecks import (
 from layers.appchecks import run_check as run_app_check
 from layers.recovery_points import iso
 from layers.source_access import Restored
-from layers.verify import Check
+from layers.verify import Check, fk_check, single_value_check, timed, write_probe
 from reports.restore_tests import RESTORE_TEST_KIND
 
 USER_TABLES = (
@@ -153,33 +153,13 @@ def expectations(records: Iterable[dict[str, Any]], source: str, achieved: str |
     )
 
 
-def _probe(name: str, s: HranaSession, sql: str, judge: Any) -> Check:
-    try:
-        return Check(name, *judge(s.execute(sql).rows))
-    except HranaError as exc:
-        return Check(name, False, f"{type(exc).__name__}: {exc}"[:500])
-
-
-def _write_probe(rows: object) -> tuple[bool, str]:
-    return True, "write accepted and rolled back"
-
-
 def database_checks(s: HranaSession) -> list[Check]:
-    """integrity_check, foreign_key_check and a rolled-back write (a read-only database fails it)."""
-    checks = [
-        _probe("integrity_check", s, "PRAGMA integrity_check",
-               lambda rows: (rows == [("ok",)], "ok" if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:5]))),
-        _probe("foreign_key_check", s, "PRAGMA foreign_key_check",
-               lambda rows: (not rows, f"{len(rows)} violation(s), e.g. {rows[:3]}" if rows else "no violations")),
-    ]  # fmt: skip
-    began = _probe("write_probe", s, "BEGIN IMMEDIATE", _write_probe)
-    if not began.ok:
-        return [*checks, began]
-    try:
-        checks.append(_probe("write_probe", s, "CREATE TABLE _restore_test_probe (x)", _write_probe))
-    finally:
-        s.execute("ROLLBACK")
-    return checks
+    """integrity_check, foreign_key_check and a rolled-back write (a read-only database fails it): layer 3's own."""
+    return [
+        timed("integrity_check", lambda: single_value_check(s, "PRAGMA integrity_check")),
+        timed("foreign_key_check", lambda: fk_check(s)),
+        timed("write_probe", lambda: write_probe(s)),
+    ]
 
 
 def count_rows(s: HranaSession, tables: Iterable[str]) -> tuple[dict[str, int], list[str]]:
