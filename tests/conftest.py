@@ -17,7 +17,10 @@ from fixtures.engine_ready import EngineUnusable, ready_engine
 from fixtures.image import resolve_image
 from fixtures.s3 import Region, open_region
 from fixtures.seed import SeedInfo, build_seed
-from tests.servers import SqldFactory, sqld_servers
+from fixtures.sqld import SqldServer
+from layers.backup import BackupCatalog
+from layers.store import S3Store
+from tests.servers import SqldFactory, seeded_process, sqld_servers
 
 BACKENDS = ("process", "container")
 SMALL_SCALE = Scale(customers=120)
@@ -72,3 +75,20 @@ def process_sqld(tmp_path: Path) -> Iterator[SqldFactory]:
     """Like sqld_factory, for the process backend only."""
     with sqld_servers("process", tmp_path) as make:
         yield make
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, small_seed: SeedInfo) -> Iterator[SqldServer]:
+    """One seeded process sqld that every backup of a module is taken from."""
+    with seeded_process(tmp_path_factory.mktemp("source"), small_seed) as server:
+        yield server
+
+
+@pytest.fixture
+def catalog(moto_region: Region, request: pytest.FixtureRequest) -> Iterator[BackupCatalog]:
+    """A layer-1 catalog in a fresh bucket of the moto region, deleted after the test."""
+    bucket = moto_region.new_bucket("catalog", request.node.name[-24:])
+    try:
+        yield BackupCatalog(S3Store(moto_region.client(), bucket))
+    finally:
+        moto_region.delete_bucket(bucket)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import pytest
 import layers.backup
 from fixtures.digest import TableDigest
 from fixtures.hrana import HranaSession
-from fixtures.s3 import Region
 from fixtures.seed import TABLES, SeedInfo
 from fixtures.sqld import SqldServer, free_port
 from layers.backup import (
@@ -30,25 +28,8 @@ from layers.backup import (
 )
 from layers.notify import JsonlNotifier
 from layers.policy import Policy
-from layers.store import LocalStore, S3Store
-from tests.servers import SqldFactory, restore_catalog, seeded_process
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory, small_seed: SeedInfo) -> Iterator[SqldServer]:
-    """One seeded process sqld that every backup in this module is taken from."""
-    with seeded_process(tmp_path_factory.mktemp("source"), small_seed) as server:
-        yield server
-
-
-@pytest.fixture
-def catalog(moto_region: Region, request: pytest.FixtureRequest) -> Iterator[BackupCatalog]:
-    """A catalog in a fresh bucket of the moto region, deleted after the test."""
-    bucket = moto_region.new_bucket("backup", request.node.name[-24:])
-    try:
-        yield BackupCatalog(S3Store(moto_region.client(), bucket))
-    finally:
-        moto_region.delete_bucket(bucket)
+from layers.store import LocalStore
+from tests.servers import SqldFactory, restore_catalog
 
 
 def table_digests(url: str) -> dict[str, TableDigest]:

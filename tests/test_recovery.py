@@ -6,7 +6,6 @@ on it; the same through layer 4's sealed copies."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,31 +13,15 @@ import pytest
 
 from fixtures.damage import damage_object
 from fixtures.hrana import HranaSession
-from fixtures.s3 import Region
 from fixtures.seed import TABLES, SeedInfo
 from fixtures.sqld import SqldServer
 from layers.backup import CATALOG, BackupCatalog, CatalogEntry, NoUsableBackup
 from layers.offsite import OffsiteKey, OffsiteSource, copy_backup, keyring
 from layers.recovery import Gate, Layer1Source, restore_first
 from layers.snapshot import PageSnapshots, compress, decompress
-from layers.store import LocalStore, S3Store
-from tests.servers import SqldFactory, seeded_process
+from layers.store import LocalStore
+from tests.servers import SqldFactory
 from tests.test_backup import table_digests
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory, small_seed: SeedInfo) -> Iterator[SqldServer]:
-    with seeded_process(tmp_path_factory.mktemp("source"), small_seed) as server:
-        yield server
-
-
-@pytest.fixture
-def catalog(moto_region: Region, request: pytest.FixtureRequest) -> Iterator[BackupCatalog]:
-    bucket = moto_region.new_bucket("pages", request.node.name[-24:])
-    try:
-        yield BackupCatalog(S3Store(moto_region.client(), bucket))
-    finally:
-        moto_region.delete_bucket(bucket)
 
 
 class Provisions:
