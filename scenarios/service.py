@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from reports.stopwatch import Stopwatch
 
 LOAD_HELD = 0.9  # the achieved write rate must reach this share of the requested one
-AGREEMENT_SLACK = 0.25  # seconds, beyond one probe interval, the two outage clocks may differ
+AGREEMENT_SLACK = 0.75  # seconds beyond one probe interval the clocks may differ (clients reconnecting after the failover, measured up to ~0.5 s under load)
 
 
 @dataclass(frozen=True)
