@@ -62,6 +62,28 @@ def bottomless_env(endpoint: S3Endpoint, bucket: str, database_id: str, batch_in
     }
 
 
+def keep_for(s3: Any, bucket: str, days: float, batch_interval: int) -> str:
+    """Layer 2's retention: a lifecycle rule expiring the bucket's objects after `days` (bottomless itself
+    keeps every generation until deleted), read back from the store; the policy as results record it."""
+    whole = max(1, math.ceil(days))  # S3 expiration is in whole days
+    rule = {
+        "ID": "drill-layer2-retention",
+        "Status": "Enabled",
+        "Filter": {"Prefix": ""},
+        "Expiration": {"Days": whole},
+    }
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]})
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    kept = [
+        r["Expiration"]["Days"] for r in rules if r.get("Status") == "Enabled" and "Days" in r.get("Expiration", {})
+    ]
+    if not kept:
+        raise PitrError(
+            f"s3://{bucket}: the lifecycle rule did not hold (read back {rules!r}); layer 2 has no retention"
+        )
+    return f"continuous, WAL batches every {batch_interval}s, kept {min(kept):g} days (lifecycle rule, read back)"
+
+
 def namespace_dir(server: SqldServer, namespace: str) -> Path:
     """A namespace's folder on this host (data, data-wal, wallog)."""
     return server.spec.storage / "db" / "dbs" / namespace

@@ -1,13 +1,13 @@
 """Layer 1 page snapshots: a backup agent that reaches the running server from outside, over its plain
 HTTP port, as an embedded replica (`libsql_experimental`), with no access to its files. Each cycle opens
-the replica, syncs it (only new frames travel) and closes it, which checkpoints the replica's WAL into its
+the replica, syncs it (only new frames travel) and closes it, in a process of its own
+(layers/replica_sync.py), which checkpoints the replica's WAL into its
 file: the file is then a consistent database at a transaction boundary that nothing writes until the next
 cycle. It is compressed with zstd while hashed and uploaded with its catalog entry (format `page`,
 SHA-256, bytes, the replication frame number it holds, its point in time). Restored by file
 (layers.recovery).
 
-The replica is never open in libsql and in Python's sqlite3 at once: they are two copies of SQLite in one
-process, whose POSIX locks do not see each other (measured: Python's sqlite3 closing the replica deleted
+The replica is never open in libsql and in Python's sqlite3 at once: they are two copies of SQLite, whose POSIX locks do not see each other (measured: Python's sqlite3 closing the replica deleted
 the WAL libsql was writing, and the next sync failed with "disk I/O error")."""
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import subprocess
+import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -31,7 +32,8 @@ ZSTD_LEVEL = 1  # measured on 108 MB: level 1 0.14-0.20 s, level 3 0.31-0.71 s f
 ZSTD_THREADS = 2
 BLOCK = 1 << 20
 SYNC_PATIENCE = 120.0  # seconds a sync may keep meeting "Unavailable" (sqld still compacting its log)
-SYNC_RETRY_PAUSE = 0.5
+SYNC_TIMEOUT = 300.0  # seconds one sync may take once sqld answers (1 GB first sync: 33-36 s measured)
+REPLICA_SYNC = Path(__file__).with_name("replica_sync.py")
 
 
 def copy_database(source: Path, target: Path) -> None:
@@ -82,24 +84,17 @@ class PageSnapshots:
         workdir.mkdir(parents=True, exist_ok=True)
 
     def sync(self) -> int:
-        """Bring the replica up to the primary and close it (its WAL checkpointed into the file); the frame
-        number it then holds. "Unavailable" is retried for SYNC_PATIENCE seconds: measured at 1 GB, sqld
-        answers "snapshot not found" while it is still compacting its log into the snapshot a new replica
-        starts from."""
-        import libsql_experimental  # a compiled client: imported where it is used
-
-        deadline = time.monotonic() + SYNC_PATIENCE
-        while True:
-            conn = libsql_experimental.connect(str(self.replica), sync_url=self.server_url)
-            try:
-                conn.sync()
-                return replication_index(self.replica)
-            except ValueError as exc:
-                if "Unavailable" not in str(exc) or time.monotonic() > deadline:
-                    raise
-            finally:
-                conn.close()
-            time.sleep(SYNC_RETRY_PAUSE)
+        """Bring the replica up to the primary and close it (its WAL checkpointed into the file), in a
+        process of its own (layers/replica_sync.py: libsql holds the GIL while it syncs); the frame number
+        the replica then holds."""
+        done = subprocess.run(
+            [sys.executable, str(REPLICA_SYNC), str(self.replica), self.server_url, str(SYNC_PATIENCE)],
+            capture_output=True, text=True, timeout=SYNC_PATIENCE + SYNC_TIMEOUT, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            error = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+            raise RuntimeError(f"page snapshot: the replica sync from {self.server_url} failed: {error[0]}")
+        return replication_index(self.replica)
 
     def __call__(self) -> CatalogEntry:
         started = datetime.now(UTC)  # the snapshot holds at least every write acknowledged before this

@@ -16,6 +16,7 @@ import pandas as pd
 from fixtures.config import DrillConfig
 from layers.policy import ScheduleError, longest_gap_seconds, schedule_of
 from reports.certify import LAYERS
+from reports.details import BACKUP_TAKEN, LAYER_POLICY, detail
 from reports.frame import PHASE_COLUMNS, latest_per_key
 from reports.result import Objectives, judge
 
@@ -96,13 +97,13 @@ def _retention(f: _Facts, layer: int, key: str, required: float) -> Verdict:
     rows = f.of_layer(layer)
     if rows.empty:
         return f.none(layer)
-    known = [(r, d) for _, r in rows.iterrows() if (d := _kept_days(r["details"].get(key))) is not None]
+    known = [(r, d) for _, r in rows.iterrows() if (d := _kept_days(detail(r["details"], key))) is not None]
     if not known:
         return UNCHECKABLE, f"the layer-{layer} results do not record a retention (details '{key}', 'kept N days')"
     short = [f"{_label(r)} keeps {d:g} days" for r, d in known if d < required]
     if short:
         return FAIL, f"{'; '.join(short)}: the policy asks for at least {required:g} days"
-    return PASS, f"kept {min(d for _, d in known):g} days >= {required:g} ({known[0][0]['details'][key]})"
+    return PASS, f"kept {min(d for _, d in known):g} days >= {required:g} ({detail(known[0][0]['details'], key)})"
 
 
 def _check_outcome(f: _Facts, layer: int, name: str) -> Verdict:
@@ -133,12 +134,12 @@ def backups_enabled(f: _Facts) -> Verdict:
     rows = f.of_layer(1)
     if rows.empty:
         return f.none(1)
-    return _all(rows, lambda r: None if int(r["details"].get("backups_taken") or 0) > 0 else "no backup was taken",
+    return _all(rows, lambda r: None if int(str(detail(r["details"], "backups_taken") or 0)) > 0 else "no backup was taken",
                 "every newest layer-1 drill took scheduled backups")  # fmt: skip
 
 
 def layer1_retention(f: _Facts) -> Verdict:
-    return _retention(f, 1, "layer1_policy", f.policy.layer1_retention_days)
+    return _retention(f, 1, LAYER_POLICY[1], f.policy.layer1_retention_days)
 
 
 def layer1_notified(f: _Facts) -> Verdict:
@@ -161,9 +162,9 @@ def backup_age_within_rpo(f: _Facts) -> Verdict:
     measured = []
     for _, r in f.latest.iterrows():
         d = r["details"]
-        taken = d.get("offsite_backup_taken_at") or d.get("backup_taken_at")
-        if taken and d.get("failure_at"):
-            age = (datetime.fromisoformat(d["failure_at"]) - datetime.fromisoformat(taken)).total_seconds()
+        taken, failed = detail(d, BACKUP_TAKEN[4]) or detail(d, BACKUP_TAKEN[1]), detail(d, "failure_at")
+        if taken and failed:
+            age = (datetime.fromisoformat(str(failed)) - datetime.fromisoformat(str(taken))).total_seconds()
             measured.append((r, age))
     if not measured:
         return UNCHECKABLE, "no result records when its newest backup was taken ('backup_taken_at')"
@@ -175,7 +176,7 @@ def backup_age_within_rpo(f: _Facts) -> Verdict:
     return PASS, f"oldest at failure: {worst[1]:.1f}s ({_label(worst[0])}), within every RPO objective"
 
 
-SCHEDULE_DETAILS = {1: "layer1_policy", 4: "layer4_policy"}  # the schedule each layer ran with (Policy.describe)
+SCHEDULE_DETAILS = {n: LAYER_POLICY[n] for n in (1, 4)}  # the schedule each layer ran with (Policy.describe)
 
 
 def schedule_meets_rpo(f: _Facts) -> Verdict:
@@ -184,9 +185,9 @@ def schedule_meets_rpo(f: _Facts) -> Verdict:
     seen, bad = [], []
     for _, r in f.latest.iterrows():
         for layer, key in SCHEDULE_DETAILS.items():
-            if layer not in r["layer_set"] or not r["details"].get(key):
+            if layer not in r["layer_set"] or not detail(r["details"], key):
                 continue
-            when = schedule_of(str(r["details"][key]))
+            when = schedule_of(str(detail(r["details"], key)))
             try:
                 gap = longest_gap_seconds(when)
             except ScheduleError as exc:
@@ -208,7 +209,7 @@ def pitr_enabled(f: _Facts) -> Verdict:
     rows = f.of_layer(2)
     if rows.empty:
         return f.none(2)
-    return _all(rows, lambda r: None if r["details"].get("pitr_upload_proof") or r["details"].get("layer2") else
+    return _all(rows, lambda r: None if detail(r["details"], "pitr_upload_proof") or detail(r["details"], "layer2") else
                 "records no PITR (bottomless) configuration", "bottomless WAL streaming ran in every layer-2 drill")  # fmt: skip
 
 
@@ -216,10 +217,10 @@ def pitr_retention(f: _Facts) -> Verdict:
     rows = f.of_layer(2)
     if rows.empty:
         return f.none(2)
-    if not any(_kept_days(r["details"].get("layer2_policy")) is not None for _, r in rows.iterrows()):
+    if not any(_kept_days(detail(r["details"], LAYER_POLICY[2])) is not None for _, r in rows.iterrows()):
         return UNCHECKABLE, ("the layer-2 results do not record a WAL retention (details 'layer2_policy'); bottomless "
                              "keeps generations until deleted, so retention is the bucket's lifecycle rule")  # fmt: skip
-    return _retention(f, 2, "layer2_policy", f.policy.layer2_retention_days)
+    return _retention(f, 2, LAYER_POLICY[2], f.policy.layer2_retention_days)
 
 
 def monthly_restore(f: _Facts) -> Verdict:
@@ -256,7 +257,7 @@ def offsite_present(f: _Facts) -> Verdict:
     rows = f.of_layer(4)
     if rows.empty:
         return f.none(4)
-    return _all(rows, lambda r: None if r["details"].get("offsite_backup_id") or r["details"].get("offsite_copies")
+    return _all(rows, lambda r: None if detail(r["details"], "offsite_backup_id") or detail(r["details"], "offsite_copies")
                 else "no offsite copy was restored", "offsite copies were held in the other region")  # fmt: skip
 
 
@@ -267,14 +268,16 @@ def offsite_encrypted(f: _Facts) -> Verdict:
 
     def unencrypted(r: pd.Series) -> str | None:
         d = r["details"]
-        if not d.get("layer4_key"):
+        if not detail(d, "layer4_key"):
             return "no encryption key recorded (at rest)"
-        if not str(d.get("offsite_tls", "")).startswith("TLS"):
-            return f"in transit: {d.get('offsite_tls') or 'not recorded'}"
+        if not str(detail(d, "offsite_tls") or "").startswith("TLS"):
+            return f"in transit: {detail(d, 'offsite_tls') or 'not recorded'}"
         return None
 
     first = rows.iloc[0]["details"]
-    return _all(rows, unencrypted, f"at rest: key {first.get('layer4_key')}; in transit: {first.get('offsite_tls')}")
+    return _all(
+        rows, unencrypted, f"at rest: key {detail(first, 'layer4_key')}; in transit: {detail(first, 'offsite_tls')}"
+    )
 
 
 def offsite_retention(f: _Facts) -> Verdict:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from reports.details import detail
 from reports.manifest import split_records
 from reports.result import PHASES
 
@@ -24,6 +25,12 @@ class HistoryFormatError(ValueError):
 def _float(value: Any) -> float:
     """A recorded figure, NaN where the record has none (older records, no outage seen)."""
     return float("nan") if value is None else float(value)
+
+
+def _load(raw: dict[str, Any]) -> dict[str, Any]:
+    """The load a result records (details 'load'), {} when it has none."""
+    load = detail(raw.get("details") or {}, "load")
+    return load if isinstance(load, dict) else {}
 
 
 def _row(index: int, raw: dict[str, Any]) -> dict[str, Any]:
@@ -62,8 +69,8 @@ def _row(index: int, raw: dict[str, Any]) -> dict[str, Any]:
         "error": raw.get("error"),
         "backend_fallback": str(raw.get("backend_fallback") or ""),
         "app_outage_seconds": _float(raw.get("app_outage_seconds")),
-        "requested_rate": _float((raw.get("details") or {}).get("load", {}).get("requested_rate")),
-        "achieved_rate": _float((raw.get("details") or {}).get("load", {}).get("achieved_rate")),
+        "requested_rate": _float(_load(raw).get("requested_rate")),
+        "achieved_rate": _float(_load(raw).get("achieved_rate")),
         "failures": failures,
         "checks": list(raw.get("checks") or []),
         "details": dict(raw.get("details") or {}),

@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
+from reports.details import BACKUP_TAKEN as TAKEN
+from reports.details import detail
 from reports.frame import KEY, latest_per_key
 
 LABELS = ("scenario", "backend", "scale")
-# layer -> the details keys where a drill records when its newest usable backup of that layer was taken
-BACKUP_TAKEN = {"1": ("backup_taken_at",), "4": ("offsite_backup_taken_at",)}
 
 
 def _gauges(registry: CollectorRegistry) -> dict[str, Gauge]:
@@ -38,10 +38,10 @@ def _gauges(registry: CollectorRegistry) -> dict[str, Gauge]:
 def _backup_times(frame: pd.DataFrame) -> dict[str, float]:
     out: dict[str, float] = {}
     for details in frame["details"]:
-        for layer, keys in BACKUP_TAKEN.items():
-            for key in keys:
-                if details.get(key):
-                    out[layer] = max(out.get(layer, 0.0), datetime.fromisoformat(str(details[key])).timestamp())
+        for layer, key in TAKEN.items():
+            taken = detail(details, key)
+            if taken:
+                out[str(layer)] = max(out.get(str(layer), 0.0), datetime.fromisoformat(str(taken)).timestamp())
     return out
 
 

@@ -192,7 +192,6 @@ def recover(drill: Drill, watch: Stopwatch, fault: OffsiteFault | None) -> dict[
         "offsite_bytes_moved": drill.offsite.bytes_moved,
         "offsite_copy_seconds_max": round(max((c.seconds for c in drill.offsite.copies), default=0.0), 4),
         "offsite_interval_seconds": drill.config.offsite_interval,
-        "backups_taken": drill.scheduler.succeeded if drill.scheduler else 0,
         "layer4_production_policy": PRODUCTION_POLICY.describe,
     }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fixtures.s3 import MOTO_CREDENTIALS, MotoServer, Region, S3Endpoint
@@ -36,10 +37,16 @@ if TYPE_CHECKING:
 LAYER2_PREFIX = f"ns-{LAYER2_DATABASE_ID}:default-"  # bottomless's objects of the default database
 
 
+@dataclass
+class OutageState:
+    """Drill.state of this scenario: when us-east went away (wall clock)."""
+
+    outage_at: float = 0.0
+
+
 def arm(drill: Drill) -> None:
     config, east = drill.config, drill.primary_region
-    bucket = drill.new_bucket(east, "layer2")
-    drill.details["layer2"] = {"bucket": bucket, "region": east.name, "batch_interval_secs": config.pitr_batch_interval}
+    bucket = drill.new_layer2_bucket(east)
     env = bottomless_env(east.endpoint, bucket, LAYER2_DATABASE_ID, config.pitr_batch_interval)
     drill.start_primary(env=env, args=LAYER2_ARGS)
     drill.start_workload()
@@ -59,7 +66,7 @@ def arm(drill: Drill) -> None:
 
 
 def damage(drill: Drill) -> None:
-    drill.details["outage_epoch"] = time.time()
+    drill.state(OutageState).outage_at = time.time()
     region_damage(drill, None)
 
 
@@ -125,7 +132,7 @@ def _from_layer1(
 def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     assert drill.offsite is not None and isinstance(drill.offsite.offsite, S3Store)
     east, west = drill.primary_region, drill.offsite_region
-    outage_at = float(drill.details["outage_epoch"])  # type: ignore[arg-type]
+    outage_at = drill.state(OutageState).outage_at
     offsite = S3Store(west.client(), drill.offsite.offsite.bucket)  # all recovery reads: eu-west and the key
     keys = keyring(drill.offsite.key)
     east_before, west_before = east.requests, west.requests

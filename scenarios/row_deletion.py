@@ -92,7 +92,8 @@ def fits(plan: IncidentPlan) -> Callable[[SeedInfo], None]:
 # -- arming: the primary streams its WAL to the primary region (layer 2) ---------------------------------
 def arm(drill: Drill) -> None:
     region, interval = drill.primary_region, drill.config.pitr_batch_interval
-    bucket = drill.new_bucket(region, "layer2")
+    bucket = drill.new_layer2_bucket(region, namespace=NAMESPACE, database_id=DATABASE_ID,
+                                     production_batch_interval_secs=PRODUCTION_BATCH_INTERVAL)  # fmt: skip
     server = drill.new_server(
         "primary", env=bottomless_env(region.endpoint, bucket, DATABASE_ID, interval), args=PITR_ARGS
     )
@@ -100,10 +101,6 @@ def arm(drill: Drill) -> None:
     server.start()
     drill.primary = server
     drill.details["sqld_version"] = server.version()
-    drill.details["layer2"] = {
-        "namespace": NAMESPACE, "database_id": DATABASE_ID, "bucket": bucket, "region": region.name,
-        "batch_interval_secs": interval, "production_batch_interval_secs": PRODUCTION_BATCH_INTERVAL,
-    }  # fmt: skip
     layer2 = Layer2(
         http_url=server.http_url, admin_url=server.admin_url, namespace=NAMESPACE, database_id=DATABASE_ID,
         bucket=bucket, s3=region.client(), batch_interval=interval, timeout=drill.config.startup_timeout,

@@ -13,6 +13,7 @@ from fixtures.drill import Drill
 from fixtures.session import DrillSetupError
 from layers.appchecks import benchmark
 from layers.verify import AppExpectations, Check, Verification, verify
+from reports.details import checked
 from reports.machine import commit_info, machine_info
 from reports.redact import redact
 from reports.result import DrillError, DrillResult, Objectives, judge
@@ -138,7 +139,7 @@ def _judged_result(
         rpo_writes=len(loss.lost), rpo_rows=loss.lost_rows, rpo_seconds=rpo_seconds,
         **_write_counts(drill), objectives=objectives,
         checks=[{"name": c.name, "ok": c.ok, "detail": c.detail, "seconds": round(c.seconds, 4)} for c in checks],
-        failures=failures, details=recorded, app_outage_seconds=app_outage,
+        failures=failures, details=checked(recorded), app_outage_seconds=app_outage,
     )  # fmt: skip
 
 
@@ -182,4 +183,6 @@ def _recorded_details(drill: Drill, progress: Progress) -> dict[str, Any]:
     if progress.failure_at is not None:
         recorded["failure_at"] = datetime.fromtimestamp(progress.failure_at, UTC).isoformat()
     recorded["artifacts"] = str(drill.artifacts)
+    if drill.scheduler is not None:  # layer 1 was armed: what it did before the damage (audit reads it)
+        recorded["backups_taken"] = drill.scheduler.succeeded
     return recorded

@@ -24,7 +24,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -51,6 +51,19 @@ if TYPE_CHECKING:
 SETTLE_ATTEMPTS = 40  # TRUNCATE checkpoints tried, 0.25 s apart, until data-wal is empty
 CHECKPOINT = "/v1/namespaces/default/checkpoint"  # admin API: TRUNCATE checkpoint (works without namespaces)
 CONFIG = "/v1/namespaces/default/config"  # admin API: block_writes (not kept across a restart)
+
+
+@dataclass
+class CorruptionState:
+    """What the damage step leaves for detection and recovery (Drill.state)."""
+
+    layer2: bool = False  # the bottomless variant: the primary streams its WAL
+    layer2_bucket: str = ""
+    damage_at: float = 0.0  # wall clock, just before the freeze
+    restarted_at: float = 0.0  # wall clock: the damage can reach layer 2 from here on
+    damage: dict[str, object] = field(default_factory=dict)  # what the damage did (PageDamage.describe)
+    refused_at: float | None = None  # monotonic: the server refused to start on the damaged file
+    refusal: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,8 +114,9 @@ ROLL_FORWARD = "rollforward"  # the fork's namespace (the fork API works without
 def arm_with_layer2(drill: Drill) -> None:
     """As `arm`, with the primary streaming its WAL to the primary region (layer 2, bottomless)."""
     region, interval = drill.primary_region, drill.config.pitr_batch_interval
-    bucket = drill.new_bucket(region, "layer2")
-    drill.details["layer2"] = {"bucket": bucket, "region": region.name, "batch_interval_secs": interval}
+    bucket = drill.new_layer2_bucket(region)
+    state = drill.state(CorruptionState)
+    state.layer2, state.layer2_bucket = True, bucket
     drill.start_primary(env=bottomless_env(region.endpoint, bucket, LAYER2_DATABASE_ID, interval), args=LAYER2_ARGS)
     drill.start_workload()
     drill.arm_backups()
@@ -134,26 +148,24 @@ def settle_into_file(server: SqldServer) -> dict[str, str]:
 
 def damage(form: DamageForm) -> Callable[[Drill], None]:
     def run(drill: Drill) -> None:
-        primary = drill.primary
+        primary, state = drill.primary, drill.state(CorruptionState)
         assert primary is not None
-        drill.details["damage_at_epoch"] = time.time()  # just before the freeze
+        state.damage_at = time.time()  # just before the freeze
         settled = drill.details["settle"] = settle_into_file(primary)
         if any(v != "ok" for v in settled.values()):
             raise RuntimeError(f"sqld admin API refused to settle the pages before the damage: {settled}")
         primary.stop()  # graceful; it does not checkpoint by itself (data-wal keeps what it holds)
         wal = primary.db_dir / "data-wal"
         drill.details["wal_bytes_at_damage"] = wal.stat().st_size if wal.exists() else 0
-        drill.details["damage"] = form.apply(primary.db_file).describe()
-        if "layer2" in drill.details:  # the host stays down into the next whole second, as a reboot would:
+        state.damage = drill.details["damage"] = form.apply(primary.db_file).describe()
+        if state.layer2:  # the host stays down into the next whole second, as a reboot would:
             time.sleep(max(0.0, math.floor(time.time()) + 1 - time.time()))  # layer 2's granularity is 1 s
-        drill.details["restarted_at_epoch"] = time.time()  # the damage can reach layer 2 from here on
+        state.restarted_at = time.time()  # the damage can reach layer 2 from here on
         try:
             primary.start()  # the host comes back on the damaged disk
-            drill.details["start_refused"] = False
         except NotReady as exc:
-            drill.details["start_refused"] = True
-            drill.details["refused_at"] = time.monotonic()
-            drill.details["refusal"] = _refusal_line(str(exc))
+            state.refused_at, state.refusal = time.monotonic(), _refusal_line(str(exc))
+        drill.details["start_refused"] = state.refused_at is not None
 
     return run
 
@@ -180,9 +192,10 @@ def quick_check(url: str) -> str | None:
 
 
 def detect(drill: Drill) -> float:
-    if drill.details.get("start_refused"):
-        drill.details["detected_by"] = f"server refuses to start: {drill.details.get('refusal', '')}"
-        return float(drill.details.pop("refused_at"))  # type: ignore[arg-type]
+    state = drill.state(CorruptionState)
+    if state.refused_at is not None:
+        drill.details["detected_by"] = f"server refuses to start: {state.refusal}"
+        return state.refused_at
     assert drill.primary is not None
     deadline = time.monotonic() + drill.config.startup_timeout
     while time.monotonic() < deadline:
@@ -191,9 +204,7 @@ def detect(drill: Drill) -> float:
             drill.details["detected_by"] = problem
             return time.monotonic()
         time.sleep(drill.config.probe_interval)
-    raise TimeoutError(
-        f"PRAGMA quick_check saw no damage for {drill.config.startup_timeout:g}s after {drill.details['damage']}"
-    )
+    raise TimeoutError(f"PRAGMA quick_check saw no damage for {drill.config.startup_timeout:g}s after {state.damage}")
 
 
 # -- recovery: the newest layer-1 backup that restores sound ------------------------------------------------
@@ -216,18 +227,10 @@ def naive_layer2(drill: Drill, damaged: SqldServer) -> tuple[str | None, SqldSer
     return drill.gate().check_server(server.http_url), server
 
 
-def roll_forward_point(restarted_at: float) -> float:
-    """The layer-2 restore point (a module-level step, so a sabotage can move it). The damage reaches S3
-    as the generation sqld uploads when it restarts on the damaged file; a fork picks generations and
-    batches by whole second (measured: a fork to the freeze instant, in the restart's second, came back
-    corrupt), so the point is the last second closed before the restart."""
-    return point_before(restarted_at)
-
-
 def measured_loss(drill: Drill, server: SqldServer) -> dict[str, Any]:
     """The loss of the database `server` serves against the ledger (layer 3's scan, no app checks)."""
     loss = verify(server.http_url, tables=drill.seed.verified, base=drill.seed.tables, writes=drill.ledger.writes).loss
-    return {"writes": len(loss.lost), "seconds": round(loss.rpo_seconds(float(drill.details["damage_at_epoch"])), 3)}  # type: ignore[arg-type]
+    return {"writes": len(loss.lost), "seconds": round(loss.rpo_seconds(drill.state(CorruptionState).damage_at), 3)}
 
 
 def roll_forward(
@@ -237,12 +240,14 @@ def roll_forward(
     copy the fork into a fresh server and gate it: sound, and no older than the restored backup (it loses
     no more acknowledged writes than the backup's `backup_lost`). (That server, or None when the fork is
     refused; details)."""
-    info = drill.details["layer2"]
-    assert isinstance(info, dict)
-    at = roll_forward_point(float(drill.details["restarted_at_epoch"]))  # type: ignore[arg-type]
+    state = drill.state(CorruptionState)
+    # The damage reaches S3 as the generation sqld uploads when it restarts on the damaged file; a fork
+    # picks generations and batches by whole second (measured: a fork to the freeze instant, in the
+    # restart's second, came back corrupt), so the point is the last second closed before the restart.
+    at = point_before(state.restarted_at)
     out: dict[str, Any] = {"rolled_forward_to": f"{fork_timestamp(at)}Z"}
     layer2 = Layer2(layer2_server.http_url, layer2_server.admin_url, LAYER2_NAMESPACE, LAYER2_DATABASE_ID,
-                    info["bucket"], drill.primary_region.client(), info["batch_interval_secs"],
+                    state.layer2_bucket, drill.primary_region.client(), drill.config.pitr_batch_interval,
                     timeout=drill.config.startup_timeout)  # fmt: skip
     try:
         fork = layer2.fork(ROLL_FORWARD, at)
@@ -278,7 +283,8 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     damaged = drill.primary
     layer2: dict[str, Any] = {"layer2_naive_restore": "layer 2 not armed"}
     layer2_server: SqldServer | None = None
-    if "layer2" in drill.details:
+    armed = drill.state(CorruptionState).layer2
+    if armed:
         damaged.stop()  # graceful: bottomless flushes what it holds, the damaged generation included
         started = time.monotonic()
         refused, layer2_server = naive_layer2(drill, damaged)
@@ -290,7 +296,7 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     outcome = restore_layer1(drill, watch.mark)
     drill.primary = outcome.server
     recovered_by = f"layer 1: full backup {outcome.entry.id} ({outcome.entry.format}, checksum + integrity gate)"
-    if "layer2" in drill.details:
+    if armed:
         backup_only = measured_loss(drill, outcome.server)
         watch.mark("verify")  # measuring the backup-only loss, as layer 3 would
         layer2.update(rpo_backup_only_writes=backup_only["writes"], rpo_backup_only_seconds=backup_only["seconds"])
@@ -317,7 +323,6 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
         "backup_format": outcome.entry.format,
         "backups_refused": outcome.refused_pairs,
         "restore_attempts": len(outcome.refused) + 1,
-        "backups_taken": drill.scheduler.succeeded,
         "layer1_backup_failures": len(failures),
     }
 

@@ -150,3 +150,13 @@ def test_catalog_entries_without_a_format_are_dumps_and_unknown_formats_are_refu
         CatalogEntry.parse({**old, "format": "tar"})
     with pytest.raises(ValueError, match="points elsewhere"):
         CatalogEntry.parse({**old, "format": "page"})  # a page snapshot's object is .db.zst
+
+
+def test_a_replica_sync_that_fails_says_where_from_and_why(tmp_path: Path) -> None:
+    """The sync runs in its own process (layers/replica_sync.py); its failure comes back as one error
+    naming the server it could not sync from and the client's own reason."""
+    agent = PageSnapshots(
+        "http://127.0.0.1:9", BackupCatalog(LocalStore(tmp_path / "s")), tmp_path / "a", sqld_version="x"
+    )
+    with pytest.raises(RuntimeError, match=r"replica sync from http://127\.0\.0\.1:9 failed: .*Connection refused"):
+        agent.sync()
