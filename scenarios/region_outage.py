@@ -34,7 +34,7 @@ from layers.offsite import (
 from layers.store import ObjectStore, S3Store
 from layers.verify import Check
 from reports.result import Objectives
-from scenarios.base import Scenario, detect_by_monitor
+from scenarios.base import Recovery, Scenario, detect_by_monitor
 
 if TYPE_CHECKING:
     from fixtures.drill import Drill
@@ -149,7 +149,7 @@ def refuses_connections(url: str) -> bool:
     return False
 
 
-def recover(drill: Drill, watch: Stopwatch, fault: OffsiteFault | None) -> dict[str, Any]:
+def recover(drill: Drill, watch: Stopwatch, fault: OffsiteFault | None) -> Recovery:
     assert drill.offsite is not None and isinstance(drill.offsite.offsite, S3Store)
     east, west = drill.primary_region, drill.offsite_region
     # Everything recovery may use: the eu-west bucket through a fresh eu-west client, and the key.
@@ -183,17 +183,19 @@ def recover(drill: Drill, watch: Stopwatch, fault: OffsiteFault | None) -> dict[
         caught = bool(refused) and fault.caught_by in refused[0][1]
         checks.append(Check(f"offsite_{fault.name}_refused", caught,
                             f"refused: {refused[0][1] if refused else 'nothing'}; restored {restored['offsite_backup_id']}"))  # fmt: skip
-    return {
-        **restored,
-        "checks": checks,
-        "requests_during_recovery": {east.name: east_requests, west.name: west_requests},
-        "offsite_copies": len(drill.offsite.copies),
-        "offsite_copies_held": len(offsite_ids(offsite)),
-        "offsite_bytes_moved": drill.offsite.bytes_moved,
-        "offsite_copy_seconds_max": round(max((c.seconds for c in drill.offsite.copies), default=0.0), 4),
-        "offsite_interval_seconds": drill.config.offsite_interval,
-        "layer4_production_policy": PRODUCTION_POLICY.describe,
-    }
+    return Recovery(
+        {
+            **restored,
+            "requests_during_recovery": {east.name: east_requests, west.name: west_requests},
+            "offsite_copies": len(drill.offsite.copies),
+            "offsite_copies_held": len(offsite_ids(offsite)),
+            "offsite_bytes_moved": drill.offsite.bytes_moved,
+            "offsite_copy_seconds_max": round(max((c.seconds for c in drill.offsite.copies), default=0.0), 4),
+            "offsite_interval_seconds": drill.config.offsite_interval,
+            "layer4_production_policy": PRODUCTION_POLICY.describe,
+        },
+        tuple(checks),
+    )
 
 
 def region_outage(fault: OffsiteFault | None = None) -> Scenario:

@@ -5,14 +5,14 @@ AND every bottomless object (snapshots, WAL batches) not yet in eu-west. Then us
 Recovery uses eu-west alone: (a) the newest offsite layer-1 backup that authenticates is replayed into a
 fresh server; (b) the sealed bottomless objects are decrypted into a scratch bucket on a new local S3
 endpoint and a fresh sqld with bottomless pointed there restores the newest generation by itself on an empty
-data dir. Both are verified against the ledger; the newer sound one wins. With the WAL the loss is bounded by
+data dir. Both are handed to the runner, which verifies each against the ledger and serves the newer sound one. With the WAL the loss is bounded by
 the offsite interval (plus a batch), not by the backup interval plus the offsite interval."""
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,9 @@ from layers.backup import NoUsableBackup
 from layers.offsite import Keyring, OffsiteKey, OffsiteSource, TamperedObject, keyring, offsite_ids, restore_objects
 from layers.pitr import bottomless_env
 from layers.store import S3Store
-from layers.verify import Check, Verification, verify
+from layers.verify import Check, Verification
 from reports.result import Objectives
-from scenarios.base import Scenario, detect_by_monitor
+from scenarios.base import Judged, Recovery, Scenario, Served, detect_by_monitor
 from scenarios.region_outage import damage as region_damage
 from scenarios.region_outage import refuses_connections, tls_details
 from scenarios.table_corruption import LAYER2_ARGS, LAYER2_DATABASE_ID
@@ -70,11 +70,6 @@ def damage(drill: Drill) -> None:
     region_damage(drill, None)
 
 
-def _check(url: str, drill: Drill) -> Verification:
-    return verify(url, tables=drill.seed.verified, base=drill.seed.tables, writes=drill.ledger.writes,
-                  headers=drill.target_headers)  # fmt: skip
-
-
 def _scratch_region(drill: Drill) -> Region:
     """A new, empty, plain-HTTP S3 endpoint "in eu-west" for the decrypted layer-2 objects (killed with the drill)."""
     west = drill.offsite_region
@@ -115,72 +110,70 @@ def _bounded_by_offsite_interval(drill: Drill, rpo_with_wal: float | None) -> Ch
                  f"+ longest cycle {drill.offsite.cycle_seconds_max:.2f} + batch {config.pitr_batch_interval} + 1")  # fmt: skip
 
 
-def _from_layer1(
-    drill: Drill, source: OffsiteSource, watch: Stopwatch
-) -> tuple[SqldServer | None, Verification | None, dict[str, Any]]:
-    """The newest offsite layer-1 backup that passes the gate, serving, and what layer 3 found in it (a page
-    file's check before it served; a dump's over Hrana): (server, verification, details); None, None on none."""
+def _from_layer1(drill: Drill, source: OffsiteSource, watch: Stopwatch) -> tuple[Served | None, dict[str, Any]]:
+    """The newest offsite layer-1 backup that passes the gate, serving (with what the gate found in a page
+    file before it served); None when none does."""
     try:
         won = drill.restore([source], watch.mark, role="eu-west")
     except NoUsableBackup as exc:
-        return None, None, {"offsite_backup_id": None, "offsite_restore_error": str(exc)}
+        return None, {"offsite_backup_id": None, "offsite_restore_error": str(exc)}
     details = {"offsite_backup_id": won.entry.id, "offsite_backup_taken_at": won.entry.created_at,
                "offsite_backup_format": won.entry.format, "offsite_refused": won.refused_pairs}  # fmt: skip
-    return won.server, won.verification or _check(won.server.http_url, drill), details
+    return Served("layer1", won.server, won.verification), details
 
 
-def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
+def _judge(drill: Drill, outage_at: float, wal: dict[str, Any]) -> Callable[[Mapping[str, Verification], str], Judged]:
+    """The checks that compare the two candidates' verifications: the WAL copy restored sound, the newer
+    one won, and the loss with the WAL stays within one offsite cycle."""
+
+    def judge(verified: Mapping[str, Verification], winner: str) -> Judged:
+        v_wal, v_backup = verified.get("layer2"), verified.get("layer1")
+
+        def rpo(v: Verification | None) -> tuple[float | None, int | None]:
+            return (round(v.loss.rpo_seconds(outage_at), 3), len(v.loss.lost)) if v is not None else (None, None)
+
+        (rpo_b, lost_b), (rpo_w, lost_w) = rpo(v_backup), rpo(v_wal)
+        sound = {name for name, v in verified.items() if v.ok}
+        wal_problem = wal.get("layer2_restore_error") or ("; ".join(v_wal.failures) if v_wal and not v_wal.ok else "")
+        checks = [
+            Check("layer2_offsite_restored", v_wal is not None and v_wal.ok,
+                  wal_problem or f"{wal.get('layer2_objects_restored')} object(s) restored, sound"),
+            Check("newest_recovery_wins", (winner == "layer2" and "layer2" in sound) or (
+                  winner == "layer1" and v_wal is not None and v_backup is not None and v_backup.loss.cut > v_wal.loss.cut),
+                  f"winner {winner if winner in sound else 'none'}: cut layer1={v_backup.loss.cut if v_backup else None} "
+                  f"layer2={v_wal.loss.cut if v_wal else None}"),
+            _bounded_by_offsite_interval(drill, rpo_w),
+        ]  # fmt: skip
+        return checks, {"recovered_by": winner if winner in sound else "none",
+                        "rpo_backup_only_seconds": rpo_b, "rpo_backup_only_writes": lost_b,
+                        "rpo_with_wal_seconds": rpo_w, "rpo_with_wal_writes": lost_w}  # fmt: skip
+
+    return judge
+
+
+def recover(drill: Drill, watch: Stopwatch) -> Recovery:
+    """Both eu-west candidates brought up (the WAL copy, then the newest sound offsite backup); the runner
+    verifies each and serves the newer sound one."""
     assert drill.offsite is not None and isinstance(drill.offsite.offsite, S3Store)
     east, west = drill.primary_region, drill.offsite_region
-    outage_at = drill.state(OutageState).outage_at
     offsite = S3Store(west.client(), drill.offsite.offsite.bucket)  # all recovery reads: eu-west and the key
     keys = keyring(drill.offsite.key)
     east_before, west_before = east.requests, west.requests
-    # (b) layer 2 from its offsite copies
-    wal_server, wal = _from_layer2(drill, offsite, keys)
+    wal_server, wal = _from_layer2(drill, offsite, keys)  # (b) layer 2 from its offsite copies
     watch.mark("restore")
-    # (a) the newest sound offsite layer-1 backup; then which is newer, against the ledger
-    backup_server, v_backup, backup = _from_layer1(drill, OffsiteSource(offsite, keys), watch)
-    v_wal = _check(wal_server.http_url, drill) if wal_server else None
-    sound = [(v.loss.cut, name, v) for name, v in (("layer2", v_wal), ("layer1", v_backup)) if v is not None and v.ok]
-    winner = max(sound, key=lambda c: (c[0], c[1] == "layer2"))[1] if sound else "none"
-    drill.primary = (
-        wal_server if winner == "layer2" else backup_server or wal_server or drill.new_server("empty").start()
-    )
-    for loser in (wal_server, backup_server):
-        if loser is not None and loser is not drill.primary:
-            with contextlib.suppress(Exception):
-                loser.kill()
-    watch.mark("verify")
-
-    def rpo(v: Verification | None) -> tuple[float | None, int | None]:
-        return (round(v.loss.rpo_seconds(outage_at), 3), len(v.loss.lost)) if v is not None else (None, None)
-
-    (rpo_b, lost_b), (rpo_w, lost_w) = rpo(v_backup), rpo(v_wal)
+    backup, restored = _from_layer1(drill, OffsiteSource(offsite, keys), watch)  # (a) the newest sound backup
+    candidates = tuple(c for c in (Served("layer2", wal_server) if wal_server else None, backup) if c is not None)
+    if not candidates:  # nothing came up: an empty server shows layer 3 what that costs
+        drill.primary = drill.new_server("empty").start()
     east_requests, west_requests = east.requests - east_before, west.requests - west_before
     east_dead = refuses_connections(east.endpoint.url)
     east_in_env = [s.spec.name for s in (wal_server,) if s and east.endpoint.url in s.spec.env.values()]
-    wal_problem = wal.get("layer2_restore_error") or ("; ".join(v_wal.failures) if v_wal and not v_wal.ok else "")
-    checks = [
-        Check("primary_region_untouched", east_requests == 0 and east_dead and not east_in_env,
-              f"{east_requests} request(s) to {east.name} during recovery; its endpoint "
-              f"{'refuses connections' if east_dead else 'ANSWERS'}; {west_requests} request(s) to {west.name}"
-              + (f"; {east_in_env} configured with {east.endpoint.url}" if east_in_env else "")),
-        Check("layer2_offsite_restored", wal_server is not None and v_wal is not None and v_wal.ok,
-              wal_problem or f"{wal.get('layer2_objects_restored')} object(s) restored, sound"),
-        Check("newest_recovery_wins", winner == "layer2" or (winner == "layer1" and v_wal is not None and v_backup is not None
-              and v_backup.loss.cut > v_wal.loss.cut),
-              f"winner {winner}: cut layer1={v_backup.loss.cut if v_backup else None} "
-              f"layer2={v_wal.loss.cut if v_wal else None}"),
-        _bounded_by_offsite_interval(drill, rpo_w),
-    ]  # fmt: skip
-    return {
-        **backup,
-        **wal,
-        "checks": checks,
-        "recovered_by": winner,
-        "rpo_backup_only_seconds": rpo_b, "rpo_backup_only_writes": lost_b,
-        "rpo_with_wal_seconds": rpo_w, "rpo_with_wal_writes": lost_w,
+    untouched = Check("primary_region_untouched", east_requests == 0 and east_dead and not east_in_env,
+                      f"{east_requests} request(s) to {east.name} during recovery; its endpoint "
+                      f"{'refuses connections' if east_dead else 'ANSWERS'}; {west_requests} request(s) to {west.name}"
+                      + (f"; {east_in_env} configured with {east.endpoint.url}" if east_in_env else ""))  # fmt: skip
+    details = {
+        **restored, **wal,
         "requests_during_recovery": {east.name: east_requests, west.name: west_requests},
         "offsite_copies": len(drill.offsite.copies),
         "offsite_copies_held": len(offsite_ids(offsite)),
@@ -189,6 +182,7 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
         "offsite_cycle_seconds_max": round(drill.offsite.cycle_seconds_max, 3),
         "backup_interval_seconds": drill.config.backup_interval,
     }  # fmt: skip
+    return Recovery(details, (untouched,), candidates, _judge(drill, drill.state(OutageState).outage_at, wal))
 
 
 REGION_OUTAGE_WAL = Scenario(

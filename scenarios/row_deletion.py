@@ -34,7 +34,7 @@ from layers.pitr import (
     rewind_in_place,
 )
 from reports.result import Objectives
-from scenarios.base import Scenario
+from scenarios.base import Recovery, Scenario
 from scenarios.incident import Incident, Picks, pin_referenced, plan_incident, row_key
 from scenarios.pitr_checks import granularity, historical_rows
 
@@ -193,21 +193,21 @@ def repair_surgically(
     return plan.counts
 
 
-def recover_surgical(point: Callable[[float], float], repair: Repair) -> Callable[[Drill, Stopwatch], dict[str, Any]]:
-    def run(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
+def recover_surgical(point: Callable[[float], float], repair: Repair) -> Callable[[Drill, Stopwatch], Recovery]:
+    def run(drill: Drill, watch: Stopwatch) -> Recovery:
         layer2, fork, incident = _fork(drill, point)
         watch.mark("provision")
         with layer2.session(fork.namespace) as staging, layer2.session() as live:
             restored = repair(staging, live, incident.scopes(), drill.seed)
         watch.mark("restore")
-        return {"recovery": "surgical", "rows_restored": restored, "rows_restored_total": sum(restored.values()),
-                **_granularity(drill, layer2, fork)}  # fmt: skip
+        return Recovery({"recovery": "surgical", "rows_restored": restored,
+                         "rows_restored_total": sum(restored.values()), **_granularity(drill, layer2, fork)})  # fmt: skip
 
     return run
 
 
-def recover_rewind(point: Callable[[float], float]) -> Callable[[Drill, Stopwatch], dict[str, Any]]:
-    def run(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
+def recover_rewind(point: Callable[[float], float]) -> Callable[[Drill, Stopwatch], Recovery]:
+    def run(drill: Drill, watch: Stopwatch) -> Recovery:
         layer2, fork, _ = _fork(drill, point)
         watch.mark("provision")
         schema = drill.seed.schema
@@ -217,13 +217,15 @@ def recover_rewind(point: Callable[[float], float]) -> Callable[[Drill, Stopwatc
             changed = rewind_in_place(staging, live, tables)
         watch.mark("restore")
         sent_at = drill.state(RowDeletionState).sent_at
-        return {
-            "recovery": "rewind (in place)",
-            "rows_rewritten": {t: up for t, (up, _) in changed.items() if up},
-            "rows_removed": {t: drop for t, (_, drop) in changed.items() if drop},
-            "writes_acked_after_incident": sum(1 for w in drill.ledger.acked() if w.acked_at > sent_at),
-            **_granularity(drill, layer2, fork),
-        }
+        return Recovery(
+            {
+                "recovery": "rewind (in place)",
+                "rows_rewritten": {t: up for t, (up, _) in changed.items() if up},
+                "rows_removed": {t: drop for t, (_, drop) in changed.items() if drop},
+                "writes_acked_after_incident": sum(1 for w in drill.ledger.acked() if w.acked_at > sent_at),
+                **_granularity(drill, layer2, fork),
+            }
+        )
 
     return run
 

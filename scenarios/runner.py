@@ -12,13 +12,14 @@ from typing import Any
 from fixtures.drill import Drill
 from fixtures.session import DrillSetupError
 from layers.appchecks import benchmark
-from layers.verify import AppExpectations, Check, Verification, verify
+from layers.verify import AppExpectations, Check, Verification
 from reports.details import checked
 from reports.machine import commit_info, machine_info
 from reports.redact import redact
 from reports.result import DrillError, DrillResult, Objectives, judge
 from reports.stopwatch import Stopwatch
 from scenarios.base import Scenario
+from scenarios.candidates import serve_newest_sound
 from scenarios.service import restore_service
 
 
@@ -81,34 +82,25 @@ def _execute(drill: Drill, scenario: Scenario, progress: Progress) -> DrillResul
     if drill.traffic is not None:
         drill.traffic.hold_writes()  # the application has seen the outage
     progress.phase = "recover"
-    details = scenario.recover(drill, watch)
+    recovery = scenario.recover(drill, watch)
 
     progress.phase = "verify"
     expectations = AppExpectations(app, baseline, config.benchmark_repeat, config.benchmark_max_slowdown)
-    verification = verify(
-        drill.serving().http_url,
-        tables=drill.seed.verified,
-        base=drill.seed.tables,
-        writes=drill.ledger.writes,
-        app=expectations,
-        headers=drill.target_headers,
-        checked_file=drill.served_file(),
-        db_bytes=drill.seed.bytes,  # a file verified before it served: only what needs the server now
-    )
+    verification, judged_checks, judged = serve_newest_sound(drill, recovery, expectations)
     watch.mark("verify")
     progress.phase = "repoint"
     service = restore_service(drill, watch, progress.failure_at, verification)
-    details = {**details, **service.details, "checks": [*details.get("checks", []), *service.checks]}
-    return _judged_result(drill, scenario, progress, verification, details, app_outage=service.view.outage_seconds)
+    details = {**recovery.details, **judged, **service.details}
+    checks = [*recovery.checks, *judged_checks, *service.checks]
+    return _judged_result(drill, scenario, progress, verification, details, checks, service.view.outage_seconds)
 
 
 def _objectives(drill: Drill, scenario: Scenario) -> Objectives:
     return scenario.objectives.override(dict(drill.config.objectives.get(scenario.name, {})))
 
 
-def _checks(drill: Drill, verification: Verification, details: dict[str, Any]) -> list[Check]:
-    checks = list(verification.checks)
-    checks += details.pop("checks", [])  # a scenario's own Checks (e.g. which regions its recovery read)
+def _checks(drill: Drill, verification: Verification, scenario_checks: list[Check]) -> list[Check]:
+    checks = [*verification.checks, *scenario_checks]  # a scenario's own (e.g. which regions it read)
     if drill.scheduler is not None:
         successes = sum(1 for e in drill.notifications.events() if e.layer == 1 and e.kind == "success")
         checks.append(Check("layer1_notified", successes > 0, f"{successes} success notification(s)"))
@@ -121,11 +113,12 @@ def _judged_result(
     progress: Progress,
     verification: Verification,
     details: dict[str, Any],
+    scenario_checks: list[Check],
     app_outage: float | None,
 ) -> DrillResult:
     assert progress.watch is not None and progress.failure_at is not None
     watch, objectives = progress.watch, _objectives(drill, scenario)
-    checks = _checks(drill, verification, details)
+    checks = _checks(drill, verification, scenario_checks)
     loss = verification.loss
     rpo_seconds = loss.rpo_seconds(progress.failure_at)
     failures = judge(objectives, rto=watch.total, rpo_seconds=rpo_seconds, rpo_writes=len(loss.lost),

@@ -34,11 +34,11 @@ from fixtures.hrana import HranaError, HranaSession
 from fixtures.schema import SchemaError
 from fixtures.wait import NotReady
 from layers.pitr import Layer2, PitrError, bottomless_env, fork_timestamp, namespace_dir, point_before
-from layers.recovery import Candidate, Layer1Source
+from layers.recovery import Layer1Source
 from layers.snapshot import copy_database
 from layers.verify import verify
 from reports.result import Objectives
-from scenarios.base import Scenario
+from scenarios.base import Recovery, Scenario
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -208,13 +208,6 @@ def detect(drill: Drill) -> float:
 
 
 # -- recovery: the newest layer-1 backup that restores sound ------------------------------------------------
-def restore_layer1(drill: Drill, mark: Callable[[str], object]) -> Candidate:
-    """The newest layer-1 backup that passes the gate, serving (a module-level step, so a sabotage can
-    replace it)."""
-    assert drill.catalog is not None
-    return drill.restore([Layer1Source(drill.catalog)], mark)
-
-
 def naive_layer2(drill: Drill, damaged: SqldServer) -> tuple[str | None, SqldServer | None]:
     """Layer 2 alone, as an operator in a hurry would use it: a fresh server with the primary's bottomless
     settings restores the newest generation. (None if that restore passes the gate, else why not; the
@@ -277,7 +270,7 @@ def roll_forward(
     return server, out
 
 
-def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
+def recover(drill: Drill, watch: Stopwatch) -> Recovery:
     assert drill.catalog is not None and drill.scheduler is not None and drill.primary is not None
     drill.scheduler.stop()  # no backups of the damaged database from here on
     damaged = drill.primary
@@ -293,7 +286,7 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
                   "layer2_naive_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
     with contextlib.suppress(Exception):
         damaged.kill()  # its files stay in the drill's artifacts for the post-mortem
-    outcome = restore_layer1(drill, watch.mark)
+    outcome = drill.restore([Layer1Source(drill.catalog)], watch.mark)  # the newest that passes the gate
     drill.primary = outcome.server
     recovered_by = f"layer 1: full backup {outcome.entry.id} ({outcome.entry.format}, checksum + integrity gate)"
     if armed:
@@ -314,17 +307,19 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
             drill.primary = rolled
             recovered_by = "layer 1 + layer 2 roll-forward"
     failures = [e for e in drill.notifications.events() if e.layer == 1 and e.kind == "failure"]
-    return {
-        "recovered_by": recovered_by,
-        **layer2,
-        "backup_id": outcome.entry.id,
-        "backup_taken_at": outcome.entry.created_at,
-        "backup_bytes": outcome.entry.bytes,
-        "backup_format": outcome.entry.format,
-        "backups_refused": outcome.refused_pairs,
-        "restore_attempts": len(outcome.refused) + 1,
-        "layer1_backup_failures": len(failures),
-    }
+    return Recovery(
+        {
+            "recovered_by": recovered_by,
+            **layer2,
+            "backup_id": outcome.entry.id,
+            "backup_taken_at": outcome.entry.created_at,
+            "backup_bytes": outcome.entry.bytes,
+            "backup_format": outcome.entry.format,
+            "backups_refused": outcome.refused_pairs,
+            "restore_attempts": len(outcome.refused) + 1,
+            "layer1_backup_failures": len(failures),
+        }
+    )
 
 
 def table_corruption(form: DamageForm, *, with_layer2: bool = False) -> Scenario:

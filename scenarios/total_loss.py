@@ -5,13 +5,13 @@ fresh server (a page snapshot by file, checked before the server starts on it; a
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from layers.backup import NoUsableBackup
 from layers.recovery import Layer1Source
 from layers.verify import Check
 from reports.result import Objectives
-from scenarios.base import Scenario, detect_by_monitor
+from scenarios.base import Recovery, Scenario, detect_by_monitor
 
 if TYPE_CHECKING:
     from fixtures.drill import Drill
@@ -29,7 +29,7 @@ def damage(drill: Drill) -> None:
     drill.primary.destroy_storage()  # container (or process) and its storage, gone
 
 
-def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
+def recover(drill: Drill, watch: Stopwatch) -> Recovery:
     assert drill.catalog is not None and drill.scheduler is not None
     drill.scheduler.stop()  # nothing left to back up
     taken = {"backup_cycle_seconds": [round(s, 3) for s in drill.scheduler.seconds]}
@@ -38,17 +38,19 @@ def recover(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
     except NoUsableBackup as exc:  # nothing serves: an empty server shows layer 3 what that costs
         drill.primary = drill.new_server("empty").start()
         watch.mark("provision")
-        return {**taken, "backup_id": None, "checks": [Check("layer1_restored", False, str(exc)[:1000])]}
+        return Recovery({**taken, "backup_id": None}, (Check("layer1_restored", False, str(exc)[:1000]),))
     drill.primary = won.server
-    return {
-        **taken,
-        "backup_id": won.entry.id,
-        "backup_taken_at": won.entry.created_at,
-        "backup_bytes": won.entry.bytes,
-        "backup_replication_index": won.entry.replication_index,
-        "restored_by": "file, verified before serving" if won.verification else "dump replay, gated over Hrana",
-        "backups_refused": won.refused_pairs,
-    }
+    return Recovery(
+        {
+            **taken,
+            "backup_id": won.entry.id,
+            "backup_taken_at": won.entry.created_at,
+            "backup_bytes": won.entry.bytes,
+            "backup_replication_index": won.entry.replication_index,
+            "restored_by": "file, verified before serving" if won.verification else "dump replay, gated over Hrana",
+            "backups_refused": won.refused_pairs,
+        }
+    )
 
 
 def total_loss(fmt: str | None = None) -> Scenario:

@@ -110,28 +110,23 @@ def _pitr_repair_skips_a_table() -> None:
 
 
 def _table_corruption_restore_damaged_copy() -> None:
-    """The operator "restores" a file-level copy of the damaged database instead of a layer-1 backup."""
-    import dataclasses
+    """The operator "restores" a file-level copy of the damaged database instead of a layer-1 backup: the
+    drill's restore serves that copy, past the gate."""
     import shutil
 
-    import scenarios.table_corruption as tc
+    from fixtures.drill import Drill
     from layers.recovery import Candidate, Fetched, Offer
 
-    def recover(drill: Any, watch: Any) -> dict[str, Any]:
-        damaged = drill.primary.db_file
+    def copy_back(drill: Any, sources: Any, mark: Any, role: str = "restored") -> Any:
+        damaged = drill.primary.db_file  # the damaged server, killed, its files left in place
+        server = drill.new_server(role)
+        server.db_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(damaged, server.db_file)
+        offer = Offer(1, "sabotage", drill.catalog.entries()[0], lambda workdir: Fetched(damaged, 0))
+        mark("restore")
+        return Candidate(offer, Fetched(damaged, 0), server.start(), None, (), 0)
 
-        def copy_back(drill: Any, mark: Any) -> Any:
-            server = drill.new_server("restored")
-            server.db_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(damaged, server.db_file)
-            offer = Offer(1, "sabotage", drill.catalog.entries()[0], lambda workdir: Fetched(damaged, 0))
-            return Candidate(offer, Fetched(damaged, 0), server.start(), None, (), 0)
-
-        tc.restore_layer1 = copy_back  # type: ignore[assignment]
-        return tc.recover(drill, watch)
-
-    for name, scenario in tc.SCENARIOS.items():
-        tc.SCENARIOS[name] = dataclasses.replace(scenario, recover=recover)
+    Drill.restore = copy_back  # type: ignore[method-assign,assignment]
 
 
 def _total_loss_recover_crashes() -> None:
@@ -140,7 +135,7 @@ def _total_loss_recover_crashes() -> None:
 
     import scenarios.total_loss as total_loss
 
-    def crash(drill: Any, watch: Any) -> dict[str, Any]:
+    def crash(drill: Any, watch: Any) -> Any:
         drill.new_server("restored").start()
         watch.mark("provision")
         raise RuntimeError(f"restore tool crashed; its S3 secret was {os.environ.get('DRILL_SABOTAGE_SECRET', '')}")
