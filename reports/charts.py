@@ -196,7 +196,7 @@ def _phase_panel(ax: Axes, group: pd.DataFrame) -> None:
 
 
 def rto_phases(frame: pd.DataFrame) -> Figure:
-    """RTO split into detect / provision / restore / verify, stacked per run: where a recovery's time went
+    """RTO split into detect / key / provision / restore / verify / repoint, stacked per run: where a recovery's time went
     and how that changed from run to run."""
     panels = list(frame.groupby(list(KEY), sort=True)) if not frame.empty else []
     fig, axes = _grid(len(panels), "RTO by phase, per run")
