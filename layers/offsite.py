@@ -489,11 +489,11 @@ class OffsiteSource:
                 fetched = exc.fetched if isinstance(exc, TamperedObject) else 0
                 refused.append(Refusal(4, self.url, backup_id, str(exc), fetched))
                 continue
-            fetch = functools.partial(self._fetch, entry, replicated_at)
+            fetch = functools.partial(self.fetch, entry, replicated_at)
             offers.append(Offer(4, self.url, entry, fetch, size))
         return offers, refused
 
-    def _fetch(self, entry: CatalogEntry, replicated_at: str, workdir: Path) -> Fetched:
+    def fetch(self, entry: CatalogEntry, replicated_at: str, workdir: Path) -> Fetched:
         """Download, decrypt and check the checksum (only authenticated chunks reach the file)."""
         spool = workdir / f"{entry.id}.opened"
         digest = hashlib.sha256()

@@ -31,7 +31,14 @@ from reports.result import PHASES
 
 MARKERS = {"container": "o", "process": "s"}
 BACKEND_COLORS = {"container": "#1f77b4", "process": "#ff7f0e"}
-PHASE_COLORS = ("#8c6bb1", "#6baed6", "#fd8d3c", "#74c476", "#969696")  # detect, provision, restore, verify, repoint
+PHASE_COLORS = (
+    "#8c6bb1",
+    "#e7298a",
+    "#6baed6",
+    "#fd8d3c",
+    "#74c476",
+    "#969696",
+)  # detect, key, provision, restore, verify, repoint
 BAND = "#d62728"
 DPI = 100
 PANEL = (5.0, 2.9)  # inches per panel
@@ -189,7 +196,7 @@ def _phase_panel(ax: Axes, group: pd.DataFrame) -> None:
 
 
 def rto_phases(frame: pd.DataFrame) -> Figure:
-    """RTO split into detect / provision / restore / verify, stacked per run: where a recovery's time went
+    """RTO split into detect / key / provision / restore / verify / repoint, stacked per run: where a recovery's time went
     and how that changed from run to run."""
     panels = list(frame.groupby(list(KEY), sort=True)) if not frame.empty else []
     fig, axes = _grid(len(panels), "RTO by phase, per run")

@@ -113,6 +113,17 @@ _DECLARED: tuple[Detail, ...] = (
     Detail("layer2_sealed_bytes", int, "sealed bytes of those objects"),
     Detail("layer2_scratch_endpoint", str, "the scratch S3 endpoint the WAL restore read"),
     Detail("layer2_restore_error", str, "why the layer-2 offsite restore failed"),
+    # ransomware and a lost key
+    Detail("defences", dict, "the offsite defences in place (Object Lock, separate credentials)"),
+    Detail("iam_enforced", str, "how the drill's own S3 accounts were shown to enforce IAM"),
+    Detail("offsite_copies_before_attack", int, "offsite copies held when the attack began"),
+    Detail("attack", dict, "the attacker's attempts by kind and outcome (refused, absorbed, destroyed)"),
+    Detail("offsite_listing_error", str, "why the offsite versions could not be listed after the attack"),
+    Detail("offsite_after_attack", dict, "versions and delete markers left offsite after the attack"),
+    Detail("key_obtained", dict, "how the layer-4 key was got at recovery (key service or escrow), in how long"),
+    Detail("key_service", str, "the drill's key service (a KMS stand-in on 127.0.0.1) the offsite key comes from"),
+    Detail("recovery_key", str, "where the recovery key that opens the escrow comes from (never the key)"),
+    Detail("key_escrow", str, "where the data key's escrow (wrapped under the recovery key) is kept"),
 )
 DETAILS: Mapping[str, Detail] = {d.name: d for d in _DECLARED}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from reports.manifest import RESULT_KIND
 
-PHASES = ("detect", "provision", "restore", "verify", "repoint")
+PHASES = ("detect", "key", "provision", "restore", "verify", "repoint")  # key: getting the layer-4 key
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ def summary_lines(results: list[DrillResult]) -> list[str]:
         "RPO writes",
         "RPO s (obj)",
         "RTO s (obj)",
-        "phases d/p/r/v/s",
+        "phases d/k/p/r/v/s",
         "verdict",
     )
     rows = []

@@ -54,7 +54,7 @@ def latest_table(frame: pd.DataFrame, run_ids: list[str]) -> Table:
             str(r["verdict"]),
         ))  # fmt: skip
     header = ("scenario", "backend", "scale", "layers", "RTO s (objective)", "RPO s (objective)",
-              "RPO writes lost/acked", "phases d/p/r/v/s s", "app outage s", "writes/s (asked)", "restore MB/s",
+              "RPO writes lost/acked", "phases d/k/p/r/v/s s", "app outage s", "writes/s (asked)", "restore MB/s",
               "verdict")  # fmt: skip
     return Table(
         "latest",

@@ -23,6 +23,7 @@ from fixtures.tls import handshake
 from layers.backup import NoUsableBackup
 from layers.offsite import (
     PRODUCTION_POLICY,
+    Keyring,
     OffsiteKey,
     OffsiteSource,
     keyring,
@@ -149,14 +150,24 @@ def refuses_connections(url: str) -> bool:
     return False
 
 
-def recover(drill: Drill, watch: Stopwatch, fault: OffsiteFault | None) -> Recovery:
+# How the recovery gets the layer-4 key: (drill, watch, the offsite store) -> the keys; raises NoUsableBackup
+KeysFor = Callable[["Drill", "Stopwatch", ObjectStore], Keyring]
+
+
+def held_key(drill: Drill, watch: Stopwatch, offsite: ObjectStore) -> Keyring:
+    """The key the layer-4 job sealed with (from the environment, or held in memory for the drill)."""
+    assert drill.offsite is not None
+    return keyring(drill.offsite.key)
+
+
+def recover(drill: Drill, watch: Stopwatch, fault: OffsiteFault | None, keys_for: KeysFor = held_key) -> Recovery:
     assert drill.offsite is not None and isinstance(drill.offsite.offsite, S3Store)
     east, west = drill.primary_region, drill.offsite_region
     # Everything recovery may use: the eu-west bucket through a fresh eu-west client, and the key.
     offsite = S3Store(west.client(), drill.offsite.offsite.bucket)
-    keys = keyring(drill.offsite.key)
     east_before, west_before = east.requests, west.requests
     try:
+        keys = keys_for(drill, watch, offsite)
         won = drill.restore([OffsiteSource(offsite, keys)], watch.mark, role="eu-west")
         drill.primary = won.server
         restored: dict[str, Any] = {

@@ -168,7 +168,36 @@ def _service_repointed_late() -> None:
     ServiceProxy.repoint = late  # type: ignore[method-assign]
 
 
+def _ransomware_defences(**removed: bool) -> Callable[[], None]:
+    """The ransomware drill's offsite bucket with some defences removed (fixtures.iam_regions.Defences)."""
+
+    def apply() -> None:
+        import scenarios.ransomware as rw
+        from fixtures.iam_regions import Defences
+
+        rw.RANSOMWARE = rw.ransomware(Defences(**removed))
+
+    return apply
+
+
+def _key_escrow_lost() -> None:
+    """The escrowed data key never reaches the offsite bucket (the write is reported, never made)."""
+    import scenarios.key_unavailable as ku
+    from layers.key_escrow import escrow_key
+
+    ku.put_escrow = lambda store, key, recovery: escrow_key(key.key_id)  # type: ignore[assignment]
+
+
 SABOTAGE: dict[str, Callable[[], None]] = {
+    "key-escrow-lost": _key_escrow_lost,
+    # Object Lock removed (and the versioning it implies): the writer's keys overwrite and delete the only copies
+    "ransomware-no-object-lock": _ransomware_defences(object_lock=False, versioning=False),
+    # both removed: a versioned bucket written with the primary's s3:* keys; the attacker deletes every version
+    "ransomware-no-lock-shared-credentials": _ransomware_defences(
+        object_lock=False, versioning=True, separate_credentials=False
+    ),
+    # only separate credentials removed: Object Lock alone must still hold (the drill stays green)
+    "ransomware-shared-credentials": _ransomware_defences(separate_credentials=False),
     "service-repointed-late": _service_repointed_late,
     "total-loss-recover-crashes": _total_loss_recover_crashes,
     "drill-setup-crashes": _drill_setup_crashes,

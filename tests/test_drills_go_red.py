@@ -32,6 +32,12 @@ CASES = [
         "region-outage-wal-objects-skipped",
         "layer2_offsite_restored",
     ),
+    # Object Lock removed: the writer keys the attacker found overwrite and delete the only copies
+    ("drills/test_ransomware.py", "ransomware-no-object-lock", "no offsite copy survived the attack"),
+    # Object Lock and separate credentials removed: the primary's keys delete every version
+    ("drills/test_ransomware.py", "ransomware-no-lock-shared-credentials", "no offsite copy survived the attack"),
+    # the key service is down and the escrow blob was never stored: nothing holds the key
+    ("drills/test_key_unavailable.py", "key-escrow-lost", "the escrow failed: no escrow of"),
     (
         "drills/test_table_corruption.py::test_table_corruption[process-index]",
         "table-corruption-restore-skipped",
@@ -56,6 +62,34 @@ def test_drill_fails_when_recovery_is_broken(tmp_path: Path, drill: str, sabotag
     assert "1 failed" in run.output
     assert reason in run.output, run.output[-3000:]
     assert [r["verdict"] for r in run.history] == ["fail"]
+
+
+def test_ransomware_object_lock_alone_holds(tmp_path: Path) -> None:
+    """One defence removed, the other holds: the offsite copies written with the primary's own (s3:*) keys,
+    Object Lock kept. IAM no longer stops the attacker; the lock refuses every version delete, and the
+    recovery falls back past the attacker's versions."""
+    run = run_pytest(["drills/test_ransomware.py", "-p", "tests.sabotage", "--drill-backend=process"], tmp_path,
+                     env={"DRILL_SABOTAGE": "ransomware-shared-credentials"})  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    (record,) = run.history
+    attack = record["details"]["attack"]
+    assert record["verdict"] == "pass" and attack["offsite_destroyed"] == 0, attack
+    assert attack["offsite"]["delete version"]["refused"] > 0, attack["offsite"]
+    assert record["details"]["defences"]["offsite_written_with"].startswith("the primary's credentials")
+
+
+def test_key_unavailable_without_escrow_fails_clearly(tmp_path: Path) -> None:
+    """No recovery key configured (drill_recovery_key = none) and the key service down: nothing else holds
+    the key, and the drill fails with one message naming the problem and the fix."""
+    run = run_pytest(
+        ["drills/test_key_unavailable.py", "--drill-backend=process", "--drill-recovery-key=none"], tmp_path
+    )
+    assert run.returncode == 1, run.output[-3000:]
+    (record,) = run.history
+    assert record["verdict"] == "fail"
+    error = record["details"]["key_obtained"]["error"]
+    assert "did not answer" in error and "no escrow is configured" in error and "drill_recovery_key" in error, error
+    assert any(error in f for f in record["failures"]), record["failures"]
 
 
 def test_unsabotaged_drill_passes(tmp_path: Path) -> None:

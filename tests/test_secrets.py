@@ -15,6 +15,8 @@ import pytest
 from fixtures.s3 import EndpointUnreachable, Region, S3Endpoint, open_region
 from fixtures.sqld import SqldServer, SqldSpec, free_port
 from layers.backup import BackupCatalog, BackupScheduler, NoUsableBackup
+from layers.key_escrow import RecoveryKey
+from layers.key_source import KeyServiceClient, ObtainedKey
 from layers.notify import JsonlNotifier
 from layers.offsite import OffsiteKey
 from layers.pitr import bottomless_env
@@ -134,3 +136,41 @@ def test_errors_through_the_runner_name_no_keys(markers: Markers, tmp_path: Path
     scheduler.run_once()
     texts = [str(unreachable.value), repr(unreachable.value), str(restore.value), (tmp_path / "n.jsonl").read_text()]
     assert all(texts) and markers.leaks("\n".join(texts).encode(), "error messages") == []
+
+
+def test_key_service_recovery_key_and_escrow_leak_nothing(tmp_path: Path, markers: Markers) -> None:
+    """The key-unavailable drill with the offsite key from the environment and a recovery key from a file:
+    neither key, the escrowed (wrapped) key, nor the key service's bearer token appears in the output, the
+    history, the JUnit XML or any artifact (the key service's log included)."""
+    recovery = b"RECOVERY" + secrets.token_bytes(24)
+    key_file = tmp_path / "vault" / "recovery.key"  # outside the folder searched: it is the key itself
+    key_file.parent.mkdir()
+    key_file.write_text(base64.b64encode(recovery).decode())
+    run = run_pytest(
+        ["drills/test_key_unavailable.py", "--drill-backend=process", f"--drill-recovery-key={key_file}",
+         "--showlocals", "-rA", "-v", f"--junitxml={tmp_path / 'run' / 'junit.xml'}"],
+        tmp_path / "run", env=markers.env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    (record,) = run.history
+    assert record["details"]["key_obtained"]["via"] == "escrow"
+    assert record["details"]["recovery_key"].endswith(f"(file {key_file})")
+    assert any(p.name == "key-service.log" for p in (tmp_path / "run").rglob("*")), "the key service logged nothing"
+    forms = {"recovery key (raw)": recovery, "recovery key (hex)": recovery.hex().encode(),
+             "recovery key (base64)": base64.b64encode(recovery), "wrapped key (escrow blob)": b'"wrapped"',
+             "bearer token": b"Bearer "}  # fmt: skip
+    texts = [(run.output.encode(), "pytest output")]
+    texts += [(p.read_bytes(), str(p)) for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    leaks = _search(run, tmp_path / "run", markers)
+    leaks += [f"{name} in {where}" for data, where in texts for name, form in forms.items() if form in data]
+    assert leaks == []
+
+
+def test_key_holders_never_show_their_keys() -> None:
+    key = OffsiteKey.generate()
+    recovery = RecoveryKey.generate()
+    client = KeyServiceClient("https://127.0.0.1:9", "token-" + secrets.token_hex(16))
+    shown = " ".join([repr(key), repr(recovery), repr(client), repr(ObtainedKey(key, "escrow", ()))])
+    for secret in (key.secret, recovery.secret, client.token.encode()):
+        assert secret.hex() not in shown and base64.b64encode(secret).decode() not in shown
+    assert client.token not in shown
