@@ -18,6 +18,7 @@ from reports.redact import redact
 from reports.result import DrillError, DrillResult, Objectives, judge
 from reports.stopwatch import Stopwatch
 from scenarios.base import Scenario
+from scenarios.protection import protect_again
 from scenarios.service import restore_service
 
 
@@ -97,7 +98,10 @@ def _execute(drill: Drill, scenario: Scenario, progress: Progress) -> DrillResul
     watch.mark("verify")
     progress.phase = "repoint"
     service = restore_service(drill, watch, progress.failure_at, verification)
-    details = {**details, **service.details, "checks": [*details.get("checks", []), *service.checks]}
+    progress.phase = "protect"  # not RTO: the service is back; the layers armed again, first copies proven
+    protection = protect_again(drill)
+    details = {**details, **service.details, **protection.details,
+               "checks": [*details.get("checks", []), *service.checks, *protection.checks]}  # fmt: skip
     return _judged_result(drill, scenario, progress, verification, details, app_outage=service.view.outage_seconds)
 
 
