@@ -30,7 +30,7 @@ from fixtures.hrana import HranaError
 from fixtures.s3 import Region
 from fixtures.wait import NotReady
 from layers.backup import BackupScheduler, CatalogEntry
-from layers.offsite import OffsiteReplicator, OffsiteSource, keyring
+from layers.offsite import OffsiteCopy, OffsiteReplicator, OffsiteSource, keyring
 from layers.recovery import Gate, Layer1Source, Offer
 from layers.restore_proof import ProofFailed, prove_generation, prove_offer, served_digests
 from layers.store import STORE_ERRORS, S3Store
@@ -202,17 +202,19 @@ def layer4_job(drill: Drill, old: OffsiteReplicator, region: Region) -> OffsiteR
     return drill.arm_offsite(old.key, region=region)
 
 
-def first_copy(step: Step, replicator: OffsiteReplicator, old: OffsiteReplicator, timeout: float) -> None:
-    """Block until the replicator's first copy (and, when layer 4 carried layer 2's objects, the new layer-2
+def first_copy(step: Step, replicator: OffsiteReplicator, old: OffsiteReplicator, timeout: float) -> OffsiteCopy:
+    """The replicator's first copy, once it (and, when layer 4 carried layer 2's objects, the new layer-2
     objects) are offsite; ProofFailed when they do not come."""
     deadline = time.monotonic() + timeout
     if old.objects_source is not None and step.layer2 is not None:
         replicator.copy_objects(step.layer2.store, f"{step.layer2.db_name}-")
-    while not (replicator.copies and (replicator.objects_source is None or replicator.objects_copied)):
+    already = len(old.copies) if replicator is old else 0
+    while not (len(replicator.copies) > already and (replicator.objects_source is None or replicator.objects_copied)):
         if replicator.failed >= FAILURES_TO_GIVE_UP or time.monotonic() > deadline:
             raise ProofFailed(f"no offsite copy in {replicator.offsite.url} within {timeout:g} s "
                               f"({replicator.failed} failed): layer 4 did not resume")  # fmt: skip
         replicator.wait_cycles(1, 0.2)
+    return replicator.copies[already]
 
 
 def protect_layer4(step: Step, old: OffsiteReplicator, old_backups: BackupScheduler | None,
@@ -223,8 +225,8 @@ def protect_layer4(step: Step, old: OffsiteReplicator, old_backups: BackupSchedu
             raise ProofFailed("layer 1 is not protecting the recovered server: layer 4 has nothing to copy")
         region = offsite_region_for(drill, home)
         replicator = layer4_job(drill, old, region)
-        first_copy(step, replicator, old, 3 * (config.offsite_interval + max(old.cycle_seconds_max, 1.0)) + 5)
-        copy = replicator.copies[0]
+        timeout = 3 * (config.offsite_interval + max(old.cycle_seconds_max, 1.0)) + 5
+        copy = first_copy(step, replicator, old, timeout)
         if copy.entry.source != step.server.http_url:
             raise ProofFailed(f"the first offsite copy {copy.entry.id} is a backup of {copy.entry.source}")
         landed = step.elapsed()
