@@ -6,7 +6,7 @@ is not protected again fails the drill: each layer gives one `protected_again_la
     layer 2  a new generation (scenarios/rearm_layer2.py), restored by a scratch sqld
     layer 1  a new scheduler and agent on the serving server, into a new catalog in the region now
              serving (the primary region, or the offsite one after a region outage); its first backup
-             restored as the recovery restores (a page snapshot through the file gate, a dump replayed)
+             fetched as the recovery fetches it and gated as a file (a dump replayed into SQLite first)
     layer 4  a new replicator of that catalog into a region other than the one serving (a standby region
              on 127.0.0.1 when no other drill region is up); its first copy, a post-recovery backup,
              opened under the key and restored likewise
