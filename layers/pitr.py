@@ -47,6 +47,12 @@ def namespace_headers(namespace: str) -> dict[str, str]:
     return {"x-namespace-bin": base64.b64encode(namespace.encode()).decode().rstrip("=")}
 
 
+def namespace_of(headers: Mapping[str, str]) -> str:
+    """The namespace `namespace_headers` names (sqld's "default" when none is named)."""
+    raw = headers.get("x-namespace-bin", "")
+    return base64.b64decode(raw + "=" * (-len(raw) % 4)).decode() if raw else "default"
+
+
 def bottomless_env(endpoint: S3Endpoint, bucket: str, database_id: str, batch_interval: int) -> dict[str, str]:
     """The environment that makes sqld stream its WAL to `bucket` every `batch_interval` whole seconds."""
     if batch_interval < 1 or int(batch_interval) != batch_interval:

@@ -113,6 +113,9 @@ _DECLARED: tuple[Detail, ...] = (
     Detail("layer2_sealed_bytes", int, "sealed bytes of those objects"),
     Detail("layer2_scratch_endpoint", str, "the scratch S3 endpoint the WAL restore read"),
     Detail("layer2_restore_error", str, "why the layer-2 offsite restore failed"),
+    # protection resumes after the recovery (scenarios/protection.py; not part of the RTO)
+    Detail("protected_again", dict, "per layer armed again: where to, first copy after, proof, interruption"),
+    Detail("protected_again_seconds", dict, "per layer: seconds until its first new copy was proven; total"),
     # ransomware and a lost key
     Detail("defences", dict, "the offsite defences in place (Object Lock, separate credentials)"),
     Detail("iam_enforced", str, "how the drill's own S3 accounts were shown to enforce IAM"),

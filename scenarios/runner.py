@@ -20,6 +20,7 @@ from reports.result import DrillError, DrillResult, Objectives, judge
 from reports.stopwatch import Stopwatch
 from scenarios.base import Scenario
 from scenarios.candidates import serve_newest_sound
+from scenarios.protection import protect_again
 from scenarios.service import restore_service
 
 
@@ -90,8 +91,10 @@ def _execute(drill: Drill, scenario: Scenario, progress: Progress) -> DrillResul
     watch.mark("verify")
     progress.phase = "repoint"
     service = restore_service(drill, watch, progress.failure_at, verification)
-    details = {**recovery.details, **judged, **service.details}
-    checks = [*recovery.checks, *judged_checks, *service.checks]
+    progress.phase = "protect"  # not RTO: the service is back; the layers armed again, first copies proven
+    protection = protect_again(drill)
+    details = {**recovery.details, **judged, **service.details, **protection.details}
+    checks = [*recovery.checks, *judged_checks, *service.checks, *protection.checks]
     return _judged_result(drill, scenario, progress, verification, details, checks, service.view.outage_seconds)
 
 

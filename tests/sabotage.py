@@ -188,6 +188,53 @@ def _key_escrow_lost() -> None:
     ku.put_escrow = lambda store, key, recovery: escrow_key(key.key_id)  # type: ignore[assignment]
 
 
+def _protect_layer1_not_restarted() -> None:
+    """After the recovery nobody re-arms layer 1: the pre-incident schedule (stopped with its server) stays."""
+    import scenarios.protection as protection
+
+    protection.layer1_job = lambda drill, fmt, home: drill.scheduler  # type: ignore[assignment,return-value]
+
+
+def _protect_layer1_unrestorable() -> None:
+    """Layer 1 is re-armed and its first backup lands, but the object is damaged in the bucket (a bad disk
+    or agent): it does not restore."""
+    import scenarios.protection as protection
+
+    first_backup = protection.first_backup
+
+    def damaged(scheduler: Any, already: int, url: str, timeout: float) -> Any:
+        entry = first_backup(scheduler, already, url, timeout)
+        scheduler.catalog.store.put_bytes(entry.key, b"not a backup")
+        return entry
+
+    protection.first_backup = damaged  # type: ignore[assignment]
+
+
+def _protect_layer2_not_rearmed() -> None:
+    """A layer-2 bucket is made for the recovered server, but sqld is never restarted with bottomless: it
+    keeps running as the recovery started it."""
+    import scenarios.protection as protection
+    from scenarios.rearm_layer2 import Layer2Target, streams
+
+    arm = protection.arm_layer2
+
+    def bucket_only(step: Any, armed: Any, home: Any) -> Any:
+        if streams(step.server):
+            return arm(step, armed, home)
+        bucket = step.drill.new_bucket(home, "layer2-after")
+        db_name = f"ns-{armed['LIBSQL_BOTTOMLESS_DATABASE_ID']}:default"
+        return Layer2Target(home, bucket, db_name, frozenset(), "bucket made, sqld never restarted with it")
+
+    protection.arm_layer2 = bucket_only  # type: ignore[assignment]
+
+
+def _protect_layer4_not_restarted() -> None:
+    """After the region outage nobody re-arms layer 4: the stopped replicator of the lost region stays."""
+    import scenarios.protection as protection
+
+    protection.layer4_job = lambda drill, old, region: old  # type: ignore[assignment]
+
+
 SABOTAGE: dict[str, Callable[[], None]] = {
     "key-escrow-lost": _key_escrow_lost,
     # Object Lock removed (and the versioning it implies): the writer's keys overwrite and delete the only copies
@@ -212,6 +259,10 @@ SABOTAGE: dict[str, Callable[[], None]] = {
     "region-outage-wal-objects-skipped": _region_outage_wal_objects_skipped,
     "table-corruption-restore-skipped": _restore_noop,
     "table-corruption-restore-damaged-copy": _table_corruption_restore_damaged_copy,
+    "protect-layer1-not-restarted": _protect_layer1_not_restarted,
+    "protect-layer1-unrestorable": _protect_layer1_unrestorable,
+    "protect-layer2-not-rearmed": _protect_layer2_not_rearmed,
+    "protect-layer4-not-restarted": _protect_layer4_not_restarted,
 }
 
 

@@ -48,6 +48,16 @@ CASES = [
         "table-corruption-restore-damaged-copy",
         "integrity_check",
     ),
+    # protection resumes after the recovery: a layer not armed again on the recovered server, or whose first
+    # new copy does not restore, fails the drill although the recovery itself passed
+    ("drills/test_total_loss.py", "protect-layer1-not-restarted", "protected_again_layer1"),
+    ("drills/test_total_loss_dump.py", "protect-layer1-unrestorable", "checksum mismatch"),
+    (
+        "drills/test_table_corruption.py::test_table_corruption[process-table-bottomless]",
+        "protect-layer2-not-rearmed",
+        "the recovered database is not streaming its WAL",
+    ),
+    ("drills/test_region_outage.py::test_region_outage", "protect-layer4-not-restarted", "layer 4 did not resume"),
 ]
 
 
