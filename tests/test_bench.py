@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import layers.recovery
-from bench import restore_speed, suite_time
+from bench import load_held, restore_speed, suite_time
 from bench.procstat import cpu_seconds, peak_mb, reset_peak
 from fixtures.sqld import SqldServer
 
@@ -114,3 +114,16 @@ def test_soak_runs_drills_back_to_back_and_leaves_nothing(tmp_path: Path, capsys
     assert run.good, run
     assert run.drills >= 3 and run.passed == run.drills and run.acked_writes > 0
     assert "lost beyond RPO" in capsys.readouterr().out
+
+
+def test_load_held_prints_each_mode_with_the_rate_it_achieved(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/load_held.py measures the application alone and beside page snapshots synced in and out of
+    the runner's process, on a real sqld: every row has acknowledged writes and the snapshot rows backups."""
+    assert load_held.main(["--backends", "process", "--writers", "2", "--rate", "40", "--seconds", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith("process")]
+    assert [next(m for m in load_held.MODES if m in row) for row in rows] == list(load_held.MODES)
+    for row in rows:
+        achieved, backups = float(row.split()[-6]), int(row.split()[-1])
+        assert achieved > 0, row
+        assert (backups > 0) == ("snapshots" in row), row
