@@ -159,6 +159,19 @@ class Layer2:
         """Create the namespace; an existing local file in its folder is adopted (and snapshotted to S3)."""
         self._admin("POST", f"/v1/namespaces/{namespace or self.namespace}/create", {})
 
+    def checkpoint(self, attempts: int = 5) -> None:
+        """A TRUNCATE checkpoint of the live namespace: bottomless starts a new generation. sqld sometimes
+        answers 500 (busy readers; "disk I/O error" seen in containers) or drops a kept-alive connection: tried
+        `attempts` times, 0.25 s apart."""
+        for attempt in range(attempts):
+            try:
+                self._admin("POST", f"/v1/namespaces/{self.namespace}/checkpoint")
+                return
+            except (PitrError, requests.ConnectionError) as exc:  # a 500, or a kept-alive connection sqld closed
+                if attempt == attempts - 1:
+                    raise PitrError(f"checkpoint of {self.namespace} failed {attempts} times: {exc}"[:400]) from None
+                time.sleep(0.25)
+
     def delete(self, namespace: str) -> None:
         """Delete a namespace this layer forked (never the live one); its S3 backup is kept."""
         if namespace == self.namespace:

@@ -101,9 +101,12 @@ def _pitr_repair_skips_a_table() -> None:
     """The surgical repair puts back every table of the incident but the last (children) one."""
     import scenarios.row_deletion as rd
 
-    def all_but_last(staging: Any, live: Any, scopes: Any, seed: Any) -> dict[str, int]:
-        return rd.repair_surgically(staging, live, scopes[:-1], seed)
+    whole = rd.repair_surgically
 
+    def all_but_last(staging: Any, live: Any, scopes: Any, seed: Any) -> dict[str, int]:
+        return whole(staging, live, scopes[:-1], seed)
+
+    rd.repair_surgically = all_but_last  # type: ignore[assignment]  # the random sequences repair with it too
     rd.ROW_DELETION_SURGICAL = rd.row_deletion(
         "row-deletion-surgical", rd.IncidentPlan(), "surgical", repair=all_but_last
     )

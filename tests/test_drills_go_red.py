@@ -26,6 +26,8 @@ CASES = [
     ),
     # the service address follows the recovery 2 s late: the application's own outage no longer agrees
     ("drills/test_total_loss.py", "service-repointed-late", "app_outage_agrees"),
+    # the random sequences: the invariant (database = seed + ledger) catches it between steps
+    ("drills/test_pitr_stateful.py", "pitr-repair-skips-a-table", "row_counts"),
     ("drills/test_region_outage.py::test_region_outage", "region-outage-offsite-disabled", "no offsite copies"),
     (
         "drills/test_region_outage.py::test_region_outage_with_offsite_wal",
@@ -55,7 +57,10 @@ def test_drill_fails_when_recovery_is_broken(tmp_path: Path, drill: str, sabotag
     assert run.returncode == 1, run.output[-3000:]
     assert "1 failed" in run.output
     assert reason in run.output, run.output[-3000:]
-    assert [r["verdict"] for r in run.history] == ["fail"]
+    # a broken recovery fails its checks; inside a random sequence the invariant may stop it first (an
+    # error record: the sequence could not go on), else the runner's own check of the last incident fails
+    expected = {"error", "fail"} if drill == "drills/test_pitr_stateful.py" else {"fail"}
+    assert len(run.history) == 1 and run.history[0]["verdict"] in expected, run.history
 
 
 def test_unsabotaged_drill_passes(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ holds, the upload proof (and its refusal when S3 is gone), the surgical repair a
 from __future__ import annotations
 
 import base64
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -194,3 +195,53 @@ def test_rewind_in_place_makes_the_live_tables_equal_to_the_fork(streaming: Stre
         assert changed["orders"] == (1, 1)
         assert all(table_diff(staging, live, t) == ([], []) for t in TABLES)
     assert _digests(layer2) == _digests(layer2, "pitr-staging")
+
+
+def _at_second(offset: float) -> None:
+    """Sleep until `offset` seconds past the next whole second."""
+    now = time.time()
+    time.sleep(math.floor(now) + 1 + offset - now)
+
+
+def test_a_second_incident_right_after_a_repair_gets_every_row_back(streaming: Streaming, small_seed: SeedInfo) -> None:
+    """Regression (the random-sequence drill's loss on the own-schema seed): rows deleted, repaired from a
+    fork, and deleted again within a batch interval + 1 s of the repair. The fork before the second incident
+    (point_before: the last batch flushed before the incident's second) is then from between the first
+    incident and its repair: it lacks those rows too, and a repair that only copies what the fork holds
+    comes back short with nothing lost from the ledger."""
+    layer2 = streaming.layer2
+    _write_marks(layer2, 2.5)
+    layer2.wait_for_batches(1, timeout=10)
+    picked = (("orders", "id IN (3, 7)"), ("order_items", "order_id IN (3, 7)"), ("attachments", "order_id IN (3, 7)"))
+    columns = {t: [c.name for c in small_seed.schema.table(t).columns] for t, _ in picked}
+    with layer2.session() as s:
+        scopes = tuple(RowScope(t, ("rowid",), tuple(tuple(r) for r in s.execute(f"SELECT rowid FROM {t} WHERE {w}").rows))
+                       for t, w in picked)  # fmt: skip
+
+    def incident() -> float:
+        with layer2.session() as s:
+            at = time.time()
+            s.execute("BEGIN IMMEDIATE")
+            for t, w in reversed(picked):
+                s.execute(f"DELETE FROM {t} WHERE {w}")
+            s.execute("COMMIT")
+        return at
+
+    def repair(name: str, at: float) -> float:
+        layer2.fork(name, point_before(at))
+        with layer2.session(name) as staging, layer2.session() as live:
+            apply_repair(live, plan_repair(staging, live, scopes), scopes, columns)
+        return time.time()
+
+    _at_second(0.1)
+    first = incident()  # flushed in its own second or the next one
+    _at_second(1.02)  # the repair commits early in a second: its batch is flushed in that second or later
+    repaired = repair("pitr-staging", first)
+    second = incident()  # same second as the repair: point_before(second) excludes the repair's batch
+    assert math.floor(second) == math.floor(repaired), "timing: the second incident must follow the repair closely"
+    repair("pitr-staging2", second)
+    flushed = sorted({b.flushed_second for b in layer2.batches()})
+    assert _digests(layer2) == {t: small_seed.tables[t] for t in TABLES}, (
+        f"first incident {first:.3f}, repaired {repaired:.3f}, second incident {second:.3f}, "
+        f"second fork at {point_before(second)}, batch flush seconds {flushed[-6:]}"
+    )
