@@ -1,35 +1,50 @@
-"""Row deletion as a random sequence (hypothesis RuleBasedStateMachine): on one drill's bottomless primary,
-rules write (the workload's transactions, acknowledged into the ledger), delete (an incident planned from
-the schema), checkpoint (a new bottomless generation) and recover (surgically, from a fork); whenever no
-incident is pending, the invariant holds that the database equals the seed plus every acknowledged write
-(layer 3's checks against the ledger). The sequence runs before the measured window; then one more
-incident, which the runner detects, recovers and verifies like any drill."""
+"""Row deletion as a random sequence: on one drill's bottomless primary, steps write (the workload's
+transactions, acknowledged into the ledger), delete (an incident planned from the schema), checkpoint (a new
+bottomless generation) and recover (surgically, from a fork); whenever no incident is pending, the database
+must equal the seed plus every acknowledged write (layer 3's checks against the ledger). The steps are data
+(drills/test_pitr_stateful.py draws them with a hypothesis state machine) and run before the measured
+window; then one more incident, which the runner detects, recovers and verifies like any drill. A step
+breaking the invariant ends the sequence and fails the drill's `sequence_invariant` check."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from hypothesis import HealthCheck, Phase, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from typing import TYPE_CHECKING, Any
 
 from fixtures.workload import open_client
 from layers.pitr import PitrError, point_before
-from layers.verify import verify
+from layers.verify import Check, verify
 from reports.result import Objectives
 from reports.stopwatch import Stopwatch
 from scenarios import row_deletion as rd
 from scenarios.base import Scenario
-from scenarios.incident import Picks
 
 if TYPE_CHECKING:
     from fixtures.drill import Drill
 
-_pick = st.floats(min_value=0.0, max_value=1.0, exclude_max=True, allow_nan=False)
-PLANS = st.builds(rd.IncidentPlan, picks=st.builds(Picks, rows=st.lists(_pick, min_size=1, max_size=4).map(tuple),
-                                                  loose=st.lists(_pick, max_size=3).map(tuple)))  # fmt: skip
+
+@dataclass(frozen=True)
+class Write:
+    count: int  # workload transactions, one after the other
+
+
+@dataclass(frozen=True)
+class Delete:
+    plan: rd.IncidentPlan  # only its picks matter: the step runs at once, not at an offset in a batch
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    pass
+
+
+@dataclass(frozen=True)
+class Recover:
+    pass
+
+
+Step = Write | Delete | Checkpoint | Recover
 
 
 @dataclass
@@ -40,7 +55,7 @@ class SequenceLog:
     recoveries: int = 0
     invariant_checks: int = 0
     pending: bool = False  # an incident not yet recovered
-    violation: str = ""  # the first time the invariant did not hold: every later step is a no-op
+    violation: str = ""  # the first time the invariant did not hold: the sequence stops there
 
 
 def _checkpoint(drill: Drill, log: SequenceLog) -> None:
@@ -51,9 +66,16 @@ def _checkpoint(drill: Drill, log: SequenceLog) -> None:
         log.steps.append(f"checkpoint refused: {exc}"[:200])
 
 
+def _recover(drill: Drill, log: SequenceLog) -> None:
+    details = rd.recover_surgical(point_before, rd.repair_surgically)(drill, Stopwatch())
+    log.pending = False
+    log.recoveries += 1
+    earlier = details["pitr_earlier_points"]
+    log.steps.append(f"recover {details['rows_restored']}" + (f" (earlier points {earlier})" if earlier else ""))
+
+
 def _check_invariant(drill: Drill, log: SequenceLog) -> None:
-    """The database equals seed + every acknowledged write; a violation is kept, not raised: hypothesis
-    would replay the sequence on a database that has moved on."""
+    """The database equals seed + every acknowledged write; a violation is recorded with the steps so far."""
     seed = drill.seed
     checked = verify(drill.serving().http_url, tables=seed.verified, base=seed.tables, writes=drill.ledger.writes,
                      headers=drill.target_headers)  # fmt: skip
@@ -63,89 +85,64 @@ def _check_invariant(drill: Drill, log: SequenceLog) -> None:
         log.violation = f"after {log.steps}: {failed}; {len(checked.loss.lost)} acknowledged write(s) lost"
 
 
-def _machine(drill: Drill, log: SequenceLog) -> type[RuleBasedStateMachine]:
-    if drill.writer is None:
-        raise RuntimeError("row deletion sequence: the workload was never started")
-    write_one = drill.writer.write
-
-    class RowDeletionMachine(RuleBasedStateMachine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.client = open_client(drill.serving().http_url, drill.target_headers)
-
-        @rule(count=st.integers(min_value=1, max_value=12))
-        def write(self, count: int) -> None:
-            if log.violation:
-                return
-            for _ in range(count):
-                write_one(self.client)
-            log.steps.append(f"write {count}")
-
-        @precondition(lambda self: not log.pending)
-        @rule(plan=PLANS)
-        def delete(self, plan: rd.IncidentPlan) -> None:
-            if log.violation:
-                return
-            rd.damage(plan)(drill)
-            log.pending = True
-            log.steps.append(f"delete {drill.details['incident']['deleted']}")  # type: ignore[index]
-
-        @rule()
-        def checkpoint(self) -> None:
-            if not log.violation:
-                _checkpoint(drill, log)
-
-        @precondition(lambda self: log.pending)
-        @rule()
-        def recover(self) -> None:
-            if log.violation:
-                return
-            rd.recover_surgical(point_before, rd.repair_surgically)(drill, Stopwatch())
-            log.pending = False
-            log.recoveries += 1
-            log.steps.append("recover")
-
-        @invariant()
-        def equals_seed_plus_ledger(self) -> None:
-            if not (log.pending or log.violation):
-                _check_invariant(drill, log)
-
-        def teardown(self) -> None:
-            if log.pending:  # the next sequence (and the scenario's own incident) start from a sound database
-                self.recover()
-            self.client.close()
-
-    return RowDeletionMachine
+def _run_step(drill: Drill, log: SequenceLog, step: Step, write_one: Callable[[Any], None], client: Any) -> None:
+    if isinstance(step, Write):
+        for _ in range(step.count):
+            write_one(client)
+        log.steps.append(f"write {step.count}")
+    elif isinstance(step, Delete) and not log.pending:
+        rd.damage(step.plan)(drill)
+        log.pending = True
+        log.steps.append(f"delete {drill.details['incident']['deleted']}")  # type: ignore[index]
+    elif isinstance(step, Checkpoint):
+        _checkpoint(drill, log)
+    elif isinstance(step, Recover) and log.pending:
+        _recover(drill, log)
 
 
-def sequence(examples: int, steps: int, plan: rd.IncidentPlan) -> Callable[[Drill], None]:
-    """Outside the measured window: layer 2 streaming, then `examples` sequences of up to `steps` rules
-    one after the other on the same primary (the invariant carries over: it is about the database and the
-    ledger, not a fresh server), each one's last incident recovered if pending; the scenario's damage is the
-    incident after them."""
+def sequence(steps: tuple[Step, ...], plan: rd.IncidentPlan) -> Callable[[Drill], None]:
+    """Outside the measured window: layer 2 streaming, then the steps with the background writers paused
+    (the `write` steps are the workload), the invariant checked after each step with no incident pending; a
+    last pending incident is recovered. The scenario's damage is the incident after them."""
 
     def run(drill: Drill) -> None:
         rd.prepare(plan)(drill)
-        traffic = drill.traffic
-        if traffic is None:
+        traffic, writer = drill.traffic, drill.writer
+        if traffic is None or writer is None:
             raise RuntimeError("row deletion sequence: the workload was never started")
-        traffic.pause_writers()  # the machine's `write` rule is the workload now: writes happen between steps only
-        log = SequenceLog()
-        run_state_machine_as_test(_machine(drill, log), settings=settings(
-            max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
-            phases=(Phase.generate,), suppress_health_check=list(HealthCheck)))  # fmt: skip
-        traffic.unpause_writers()  # the application writes again before the scenario's own incident
-        drill.details["sequence"] = {"steps": log.steps, "recoveries": log.recoveries,
-                                     "invariant_checks": log.invariant_checks}  # fmt: skip
-        if log.violation:
-            raise AssertionError(f"the database no longer equals seed + ledger {log.violation}")
+        log = drill.state(SequenceLog)
+        traffic.pause_writers()
+        client = open_client(drill.serving().http_url, drill.target_headers)
+        try:
+            _check_invariant(drill, log)  # before the first step too: the sequence starts from seed + ledger
+            for step in steps:
+                if log.violation:
+                    break
+                _run_step(drill, log, step, writer.write, client)
+                if not log.pending:
+                    _check_invariant(drill, log)
+            if log.pending and not log.violation:
+                _recover(drill, log)
+        finally:
+            client.close()
+            traffic.unpause_writers()  # the application writes again before the scenario's own incident
 
     return run
 
 
-def row_deletion_sequence(name: str, examples: int, steps: int) -> Scenario:
-    """`examples` random sequences of up to `steps` rules on one drill, then one more incident, recovered
-    surgically and verified by the runner."""
+def recover_after_sequence(drill: Drill, watch: Stopwatch) -> dict[str, Any]:
+    """The scenario's own incident recovered surgically, with the sequence's record and invariant check."""
+    details = rd.recover_surgical(point_before, rd.repair_surgically)(drill, watch)
+    log = drill.state(SequenceLog)
+    ok = log.invariant_checks > 0 and not log.violation
+    detail = log.violation or f"{log.invariant_checks} check(s) after {len(log.steps)} step(s), all held"
+    return {**details, "sequence": {"steps": log.steps, "recoveries": log.recoveries,
+                                    "invariant_checks": log.invariant_checks},
+            "checks": [*details.get("checks", []), Check("sequence_invariant", ok, detail)]}  # fmt: skip
+
+
+def row_deletion_sequence(name: str, steps: tuple[Step, ...]) -> Scenario:
+    """The steps on one drill, then one more incident, recovered surgically and verified by the runner."""
     plan = rd.IncidentPlan()
     return Scenario(
         name=name,
@@ -155,7 +152,7 @@ def row_deletion_sequence(name: str, examples: int, steps: int) -> Scenario:
         arm=rd.arm,
         damage=rd.damage(plan),
         detect=rd.detect_missing_rows,
-        recover=rd.recover_surgical(point_before, rd.repair_surgically),
-        prepare=sequence(examples, steps, plan),
+        recover=recover_after_sequence,
+        prepare=sequence(steps, plan),
         fits=rd.fits(plan),
     )

@@ -4,9 +4,11 @@ holds, the upload proof (and its refusal when S3 is gone), the surgical repair a
 from __future__ import annotations
 
 import base64
+import dataclasses
+import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from layers.pitr import (
     PITR_ARGS,
     Layer2,
     PitrError,
+    RepairPlan,
     RowScope,
     WalNotInS3,
     apply_repair,
@@ -35,6 +38,7 @@ from layers.pitr import (
     rewind_in_place,
     table_diff,
 )
+from layers.pitr_repair import RepairSource, plan_across_points
 from layers.verify import scan
 
 
@@ -203,12 +207,17 @@ def _at_second(offset: float) -> None:
     time.sleep(math.floor(now) + 1 + offset - now)
 
 
+def _names(prefix: str) -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter)}"
+
+
 def test_a_second_incident_right_after_a_repair_gets_every_row_back(streaming: Streaming, small_seed: SeedInfo) -> None:
     """Regression (the random-sequence drill's loss on the own-schema seed): rows deleted, repaired from a
     fork, and deleted again within a batch interval + 1 s of the repair. The fork before the second incident
     (point_before: the last batch flushed before the incident's second) is then from between the first
-    incident and its repair: it lacks those rows too, and a repair that only copies what the fork holds
-    comes back short with nothing lost from the ledger."""
+    incident and its repair: it lacks those rows too. A repair that only copied what that fork holds came
+    back short with nothing lost from the ledger; the repair reads an earlier point for them."""
     layer2 = streaming.layer2
     _write_marks(layer2, 2.5)
     layer2.wait_for_batches(1, timeout=10)
@@ -227,21 +236,48 @@ def test_a_second_incident_right_after_a_repair_gets_every_row_back(streaming: S
             s.execute("COMMIT")
         return at
 
-    def repair(name: str, at: float) -> float:
-        layer2.fork(name, point_before(at))
-        with layer2.session(name) as staging, layer2.session() as live:
-            apply_repair(live, plan_repair(staging, live, scopes), scopes, columns)
-        return time.time()
+    names = _names("pitr-staging")
+
+    def repair(at: float) -> tuple[RepairPlan, float]:
+        source = RepairSource(layer2, layer2.fork(names(), point_before(at)), at, names)
+        with layer2.session() as live:
+            plan = plan_across_points(source, live, scopes)
+            apply_repair(live, plan, scopes, columns)
+        return plan, time.time()
 
     _at_second(0.1)
     first = incident()  # flushed in its own second or the next one
     _at_second(1.02)  # the repair commits early in a second: its batch is flushed in that second or later
-    repaired = repair("pitr-staging", first)
+    plan, repaired = repair(first)
+    assert not plan.unresolved and not plan.earlier, plan
     second = incident()  # same second as the repair: point_before(second) excludes the repair's batch
     assert math.floor(second) == math.floor(repaired), "timing: the second incident must follow the repair closely"
-    repair("pitr-staging2", second)
+    plan, _ = repair(second)
     flushed = sorted({b.flushed_second for b in layer2.batches()})
-    assert _digests(layer2) == {t: small_seed.tables[t] for t in TABLES}, (
-        f"first incident {first:.3f}, repaired {repaired:.3f}, second incident {second:.3f}, "
-        f"second fork at {point_before(second)}, batch flush seconds {flushed[-6:]}"
-    )
+    evidence = (f"first incident {first:.3f}, repaired {repaired:.3f}, second incident {second:.3f}, second fork "
+                f"at {point_before(second)}, batch flush seconds {flushed[-6:]}, plan {plan.counts} {plan.earlier}")  # fmt: skip
+    assert _digests(layer2) == {t: small_seed.tables[t] for t in TABLES}, evidence
+    assert len(plan.earlier) >= 1 and sum(plan.counts.values()) == sum(len(s.keys) for s in scopes), evidence
+
+
+def test_a_repair_refuses_rows_no_restore_point_holds(streaming: Streaming, small_seed: SeedInfo) -> None:
+    """A row written after every restore point (inserted, then deleted by the incident within the same
+    second) cannot be told from any fork: the repair names it and writes nothing, not a short repair. A fork
+    that is not before the incident is refused (its missing rows may be the incident's own work)."""
+    layer2 = streaming.layer2
+    _write_marks(layer2, 2.5)
+    layer2.wait_for_batches(1, timeout=10)
+    with layer2.session() as s:
+        s.execute("INSERT INTO orders VALUES (900003, 1, 'new', 10, NULL, 'x', 1)")
+        scopes = (RowScope("orders", ("id",), ((900003,),)),)
+        at = time.time()
+        s.execute("DELETE FROM orders WHERE id = 900003")
+    names = _names("pitr-staging")
+    source = RepairSource(layer2, layer2.fork(names(), point_before(at)), at, names, lookback=2)
+    with layer2.session() as live:
+        with pytest.raises(PitrError, match=r"cannot tell what orders: 1 key\(s\) \[\(900003,\)\]"):
+            plan_across_points(source, live, scopes)
+        after = dataclasses.replace(source, incident_at=source.fork.requested)  # the fork holds the incident's second
+        with pytest.raises(PitrError, match="may hold the incident"):
+            plan_across_points(after, live, scopes)
+        assert live.execute("SELECT count(*) FROM orders WHERE id = 900003").rows == [(0,)]
