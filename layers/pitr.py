@@ -20,6 +20,8 @@ from typing import Any
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from fixtures.digest import Row
 from fixtures.hrana import HranaSession, Value
@@ -137,6 +139,11 @@ class Layer2:
     def __post_init__(self) -> None:
         if not _NAMESPACE.match(self.namespace):
             raise PitrError(f"namespace {self.namespace!r}: use lowercase letters, digits, '-' or '_'")
+        # sqld's admin port closes kept-alive connections (RemoteDisconnected on reuse, seen under forks and
+        # checkpoints): a GET (metrics) is asked again; POSTs are retried where it is safe (_admin_tried)
+        retry = Retry(total=3, connect=3, read=3, status=0, allowed_methods=frozenset({"GET"}), backoff_factor=0.05)
+        for scheme in ("http://", "https://"):
+            self.http.mount(scheme, HTTPAdapter(max_retries=retry))
 
     @property
     def db_name(self) -> str:

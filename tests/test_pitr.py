@@ -7,6 +7,8 @@ import base64
 import dataclasses
 import itertools
 import math
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -103,6 +105,31 @@ def test_plain_helpers() -> None:
     for bad in (0, 0.5):
         with pytest.raises(PitrError, match="whole seconds"):
             bottomless_env(endpoint, "bucket", "db", bad)  # type: ignore[arg-type]
+
+
+def test_metrics_are_asked_again_when_sqld_drops_the_connection() -> None:
+    """sqld's admin port closes kept-alive connections; a GET that meets one (no response at all) is retried."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    body = b'bottomless_local_last_frame_no{db_name="ns-test:shop"} 42\n'
+
+    def serve() -> None:
+        for n in range(2):
+            conn, _ = listener.accept()
+            conn.recv(4096)
+            if n:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            conn.close()  # the first connection: dropped without a response
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        assert Layer2(url, url, "shop", "test", "bucket", None, 1, timeout=5).metrics() == {
+            "bottomless_local_last_frame_no": 42.0
+        }
+    finally:
+        thread.join(timeout=5)
+        listener.close()
 
 
 def test_fork_holds_the_point_and_nothing_from_the_incident_on(streaming: Streaming) -> None:
