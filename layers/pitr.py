@@ -20,6 +20,8 @@ from typing import Any
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from fixtures.digest import Row
 from fixtures.hrana import HranaSession, Value
@@ -145,6 +147,7 @@ class Fork:
     timestamp: str  # as sent to sqld
     proof: UploadProof
     seconds: float
+    attempts: int = 1  # fork requests it took (a failed restore is rolled back and tried again)
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,11 @@ class Layer2:
     def __post_init__(self) -> None:
         if not _NAMESPACE.match(self.namespace):
             raise PitrError(f"namespace {self.namespace!r}: use lowercase letters, digits, '-' or '_'")
+        # sqld's admin port closes kept-alive connections (RemoteDisconnected on reuse, seen under forks and
+        # checkpoints): a GET (metrics) is asked again; POSTs are retried where it is safe (_admin_tried)
+        retry = Retry(total=3, connect=3, read=3, status=0, allowed_methods=frozenset({"GET"}), backoff_factor=0.05)
+        for scheme in ("http://", "https://"):
+            self.http.mount(scheme, HTTPAdapter(max_retries=retry))
 
     @property
     def db_name(self) -> str:
@@ -186,6 +194,28 @@ class Layer2:
     def create(self, namespace: str | None = None) -> None:
         """Create the namespace; an existing local file in its folder is adopted (and snapshotted to S3)."""
         self._admin("POST", f"/v1/namespaces/{namespace or self.namespace}/create", {})
+
+    def _admin_tried(self, method: str, path: str, body: Mapping[str, Any], attempts: int, what: str) -> int:
+        """`_admin`, tried `attempts` times 0.25 s apart on a 500 or a kept-alive connection sqld closed;
+        the attempts it took."""
+        last, attempt = "", 0
+        for attempt in range(1, attempts + 1):
+            try:
+                self._admin(method, path, body)
+                return attempt
+            except (PitrError, requests.ConnectionError) as exc:
+                last = str(exc)
+                if "HTTP 4" in last:  # a 4xx is an answer: trying again changes nothing
+                    break
+                if attempt < attempts:
+                    time.sleep(0.25)
+        raise PitrError(f"{what} failed {attempt} time(s): {last}"[:400])
+
+    def checkpoint(self, attempts: int = 5) -> None:
+        """A TRUNCATE checkpoint of the live namespace: bottomless starts a new generation. sqld sometimes
+        answers 500 (busy readers; "disk I/O error" seen in containers) or drops a kept-alive connection."""
+        self._admin_tried("POST", f"/v1/namespaces/{self.namespace}/checkpoint", {}, attempts,
+                          f"checkpoint of {self.namespace}")  # fmt: skip
 
     def delete(self, namespace: str) -> None:
         """Delete a namespace this layer forked (never the live one); its S3 backup is kept."""
@@ -265,6 +295,13 @@ class Layer2:
             "silently return older data. Check the S3 endpoint and sqld's log, then retry once the queue drains."
         )
 
+    def earlier_points(self, before: float) -> list[float]:
+        """The restore points older than the state a fork at `before` holds, newest first: the flush
+        seconds of the batches in the bucket (every generation) before that state's batch. Each gives a
+        different state; only batches change the rows (a new generation's snapshot holds the same rows)."""
+        seconds = sorted({b.flushed_second for b in self.batches() if b.flushed_second <= before}, reverse=True)
+        return [float(second) for second in seconds[1:]]
+
     def wait_for_batches(self, count: int, timeout: float) -> None:
         """Block until this namespace has at least `count` WAL batches in S3 (layer 2 is streaming)."""
         deadline = time.monotonic() + timeout
@@ -299,8 +336,10 @@ class Layer2:
         proof = self.confirm_uploaded(at, upload_timeout)
         started = time.monotonic()
         stamp = fork_timestamp(at)
-        self._admin("POST", f"/v1/namespaces/{self.namespace}/fork/{to}", {"timestamp": stamp})
-        return Fork(to, at, stamp, proof, time.monotonic() - started)
+        # a restore that fails is rolled back by sqld (500 "early eof" seen once, right after 4 checkpoints)
+        attempts = self._admin_tried("POST", f"/v1/namespaces/{self.namespace}/fork/{to}", {"timestamp": stamp}, 3,
+                                     f"fork of {self.namespace} at {stamp}Z")  # fmt: skip
+        return Fork(to, at, stamp, proof, time.monotonic() - started, attempts)
 
 
 def quote_column(column: str) -> str:
@@ -337,31 +376,61 @@ class RowScope:
         width = len(self.by)
         return {tuple(r[:width]): tuple(r[width:]) for r in found}
 
+    def narrowed(self, keys: Sequence[tuple[Value, ...]]) -> RowScope:
+        return RowScope(self.table, self.by, tuple(keys))
+
+
+Keyed = list[tuple[tuple[Value, ...], Row]]
+
 
 @dataclass(frozen=True)
 class RepairPlan:
-    """What a surgical repair writes: per table, rows to insert again and rows to set back (by key)."""
+    """What a surgical repair writes: per table, rows to insert again and rows to set back (by key); the
+    scope's keys no fork read so far can tell (`unresolved`), and the earlier points read for them."""
 
-    insert: dict[str, list[tuple[tuple[Value, ...], Row]]]
-    restore: dict[str, list[tuple[tuple[Value, ...], Row]]]
+    insert: dict[str, Keyed]
+    restore: dict[str, Keyed]
+    unresolved: dict[str, list[tuple[Value, ...]]] = field(default_factory=dict)
+    earlier: tuple[str, ...] = ()  # fork timestamps of the earlier restore points the plan also read
 
     @property
     def counts(self) -> dict[str, int]:
         return {t: len(self.insert.get(t, [])) + len(self.restore.get(t, []))
                 for t in {*self.insert, *self.restore}}  # fmt: skip
 
+    def unresolved_scopes(self, scopes: Sequence[RowScope]) -> tuple[RowScope, ...]:
+        """The scopes narrowed to their unresolved keys (scopes with none left out), in the same order."""
+        return tuple(s.narrowed(self.unresolved[s.table]) for s in scopes if self.unresolved.get(s.table))
+
+    def then(self, older: RepairPlan, timestamp: str) -> RepairPlan:
+        """This plan with what a fork at an earlier point (`timestamp`) gave for its unresolved keys."""
+
+        def merged(mine: dict[str, Keyed], theirs: dict[str, Keyed]) -> dict[str, Keyed]:
+            return {t: [*mine.get(t, []), *theirs.get(t, [])] for t in {*mine, *theirs}}
+
+        return RepairPlan(merged(self.insert, older.insert), merged(self.restore, older.restore),
+                          older.unresolved, (*self.earlier, timestamp))  # fmt: skip
+
 
 def plan_repair(staging: HranaSession, live: HranaSession, scopes: Sequence[RowScope]) -> RepairPlan:
     """Within `scopes`: rows the fork holds and the live database lacks (the incident removed them), and
     rows that differ (a foreign key the incident's deletes set to NULL). Rows outside the scopes, and rows
-    only the live database has, are never touched."""
-    insert: dict[str, list[tuple[tuple[Value, ...], Row]]] = {}
-    restore: dict[str, list[tuple[tuple[Value, ...], Row]]] = {}
+    only the live database has, are never touched.
+
+    Every key of a scope is a row the incident removed or changed, so the fork must hold it as it was
+    before: a key whose fork row equals the live one (both absent, or the same values) is `unresolved`. The
+    fork's state is then from after an earlier change of that row that a later write undid, e.g. a previous
+    incident whose repair committed within a batch interval + 1 s of this incident (no restore point before
+    this incident holds the repair yet); an earlier restore point may hold the row (layers/pitr_repair.py)."""
+    insert: dict[str, Keyed] = {}
+    restore: dict[str, Keyed] = {}
+    unresolved: dict[str, list[tuple[Value, ...]]] = {}
     for scope in scopes:
         want, have = scope.rows(staging), scope.rows(live)
         insert[scope.table] = [(k, r) for k, r in want.items() if k not in have]
         restore[scope.table] = [(k, r) for k, r in want.items() if k in have and have[k] != r]
-    return RepairPlan(insert, restore)
+        unresolved[scope.table] = [k for k in scope.keys if want.get(k) == have.get(k)]
+    return RepairPlan(insert, restore, {t: keys for t, keys in unresolved.items() if keys})
 
 
 def _insert_sql(verb: str, table: str, by: Sequence[str], columns: Sequence[str]) -> str:

@@ -71,6 +71,10 @@ _DECLARED: tuple[Detail, ...] = (
     Detail("rows_rewritten", dict, "rows the rewind set back per table"),
     Detail("writes_acked_after_incident", int, "writes acknowledged between the incident and the rewind"),
     Detail("sequence", dict, "the random incident/recovery sequence of a stateful drill"),
+    Detail(
+        "pitr_earlier_points", list, "earlier restore points a surgical repair read rows the fork could not tell from"
+    ),
+    Detail("pitr_fork_attempts", int, "forks asked until one answered (a 500 is asked again)"),
     Detail("damage", dict, "what the table-corruption damage did to the file"),
     Detail("settle", dict, "admin API answers while settling the pages before the damage"),
     Detail("wal_bytes_at_damage", int, "bytes left in data-wal when the file was damaged"),

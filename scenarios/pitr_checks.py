@@ -70,5 +70,6 @@ def granularity(drill: Drill, layer2: Layer2, fork: Fork, incident: float) -> di
         "pitr_gap_before_incident_seconds": None if included is None else round(incident - included, 3),
         "pitr_point_to_fork_state_seconds": None if included is None else round(included - fork.requested, 3),
         "pitr_fork_seconds": round(fork.seconds, 3),
+        "pitr_fork_attempts": fork.attempts,
         "pitr_upload_proof": fork.proof.describe(),
     }

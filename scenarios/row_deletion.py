@@ -9,7 +9,9 @@ bottomless streamed to S3):
 - rewind: every table of the live database is made equal to the fork (in place, through sqld);
   every later write is lost (RPO > 0);
 - surgical: within the incident's scope (per table, the rows it deleted or cleared), the fork's rows are
-  put back into the live database; no later write is lost (RPO 0)."""
+  put back into the live database; no later write is lost (RPO 0). Rows the fork cannot tell (an earlier
+  repair of them too recent for any point before the incident) come from earlier points
+  (layers/pitr_repair.py)."""
 
 from __future__ import annotations
 
@@ -25,14 +27,15 @@ from layers.pitr import (
     PRODUCTION_BATCH_INTERVAL,
     Fork,
     Layer2,
+    RepairPlan,
     RowScope,
     apply_repair,
     bottomless_env,
     namespace_dir,
-    plan_repair,
     point_before,
     rewind_in_place,
 )
+from layers.pitr_repair import RepairSource, plan_across_points
 from reports.result import Objectives
 from scenarios.base import Recovery, Scenario
 from scenarios.incident import Incident, Picks, pin_referenced, plan_incident, row_key
@@ -48,7 +51,7 @@ NAMESPACE = "shop"
 STAGING = "pitr-staging"
 DATABASE_ID = "drill"
 
-Repair = Callable[["HranaSession", "HranaSession", tuple[RowScope, ...], "SeedInfo"], dict[str, int]]
+Repair = Callable[[RepairSource, "HranaSession", tuple[RowScope, ...], "SeedInfo"], RepairPlan]
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,12 @@ class RowDeletionState:
     layer2: Layer2 | None = None
     incident: Incident | None = None
     sent_at: float = 0.0  # the incident's statements were sent: they committed at or after this instant
-    forks: int = 0  # forks made so far (each recovery forks into a namespace of its own)
+    forks: int = 0  # forks made so far (each recovery forks into namespaces of its own)
+
+    def fork_name(self) -> str:
+        """A new namespace name for the next fork."""
+        self.forks += 1
+        return STAGING if self.forks == 1 else f"{STAGING}{self.forks}"
 
 
 def plan_for(seed: SeedInfo, plan: IncidentPlan) -> Incident:
@@ -174,9 +182,7 @@ def _fork(drill: Drill, point: Callable[[float], float]) -> tuple[Layer2, Fork, 
     if state.incident is None:
         raise RuntimeError("row deletion: no incident happened")
     layer2 = layer2_of(drill)
-    state.forks += 1
-    name = STAGING if state.forks == 1 else f"{STAGING}{state.forks}"
-    return layer2, layer2.fork(name, point(state.sent_at)), state.incident
+    return layer2, layer2.fork(state.fork_name(), point(state.sent_at)), state.incident
 
 
 def _granularity(drill: Drill, layer2: Layer2, fork: Fork) -> dict[str, Any]:
@@ -184,24 +190,29 @@ def _granularity(drill: Drill, layer2: Layer2, fork: Fork) -> dict[str, Any]:
 
 
 def repair_surgically(
-    staging: HranaSession, live: HranaSession, scopes: tuple[RowScope, ...], seed: SeedInfo
-) -> dict[str, int]:
-    """Put back, from the fork, the rows within the incident's scopes; per table, the rows written."""
-    plan = plan_repair(staging, live, scopes)
+    source: RepairSource, live: HranaSession, scopes: tuple[RowScope, ...], seed: SeedInfo
+) -> RepairPlan:
+    """Put back, from the fork (and earlier points for rows it cannot tell), the rows within the incident's
+    scopes; the plan written."""
+    plan = plan_across_points(source, live, scopes)
     columns = {s.table: [c.name for c in seed.schema.table(s.table).columns] for s in scopes}
     apply_repair(live, plan, scopes, columns)
-    return plan.counts
+    return plan
 
 
 def recover_surgical(point: Callable[[float], float], repair: Repair) -> Callable[[Drill, Stopwatch], Recovery]:
     def run(drill: Drill, watch: Stopwatch) -> Recovery:
         layer2, fork, incident = _fork(drill, point)
         watch.mark("provision")
-        with layer2.session(fork.namespace) as staging, layer2.session() as live:
-            restored = repair(staging, live, incident.scopes(), drill.seed)
+        state = drill.state(RowDeletionState)
+        source = RepairSource(layer2, fork, state.sent_at, state.fork_name)
+        with layer2.session() as live:
+            plan = repair(source, live, incident.scopes(), drill.seed)
         watch.mark("restore")
+        restored = plan.counts
         return Recovery({"recovery": "surgical", "rows_restored": restored,
-                         "rows_restored_total": sum(restored.values()), **_granularity(drill, layer2, fork)})  # fmt: skip
+                         "rows_restored_total": sum(restored.values()), "pitr_earlier_points": list(plan.earlier),
+                         **_granularity(drill, layer2, fork)})  # fmt: skip
 
     return run
 

@@ -89,10 +89,10 @@ def _pitr_fork_after_incident() -> None:
 def _pitr_surgical_skipped() -> None:
     """The surgical repair finds the removed rows in the fork but never puts them back."""
     import scenarios.row_deletion as rd
-    from layers.pitr import plan_repair
+    from layers.pitr_repair import plan_across_points
 
-    def find_only(staging: Any, live: Any, scopes: Any, seed: Any) -> dict[str, int]:
-        return plan_repair(staging, live, scopes).counts
+    def find_only(source: Any, live: Any, scopes: Any, seed: Any) -> Any:
+        return plan_across_points(source, live, scopes)
 
     rd.ROW_DELETION_SURGICAL = rd.row_deletion("row-deletion-surgical", rd.IncidentPlan(), "surgical", repair=find_only)
 
@@ -101,9 +101,12 @@ def _pitr_repair_skips_a_table() -> None:
     """The surgical repair puts back every table of the incident but the last (children) one."""
     import scenarios.row_deletion as rd
 
-    def all_but_last(staging: Any, live: Any, scopes: Any, seed: Any) -> dict[str, int]:
-        return rd.repair_surgically(staging, live, scopes[:-1], seed)
+    whole = rd.repair_surgically
 
+    def all_but_last(source: Any, live: Any, scopes: Any, seed: Any) -> Any:
+        return whole(source, live, scopes[:-1], seed)
+
+    rd.repair_surgically = all_but_last  # type: ignore[assignment]  # the random sequences repair with it too
     rd.ROW_DELETION_SURGICAL = rd.row_deletion(
         "row-deletion-surgical", rd.IncidentPlan(), "surgical", repair=all_but_last
     )

@@ -4,8 +4,13 @@ holds, the upload proof (and its refusal when S3 is gone), the surgical repair a
 from __future__ import annotations
 
 import base64
+import dataclasses
+import itertools
+import math
+import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from layers.pitr import (
     PITR_ARGS,
     Layer2,
     PitrError,
+    RepairPlan,
     RowScope,
     WalNotInS3,
     apply_repair,
@@ -34,6 +40,7 @@ from layers.pitr import (
     rewind_in_place,
     table_diff,
 )
+from layers.pitr_repair import RepairSource, plan_across_points
 from layers.verify import scan
 
 
@@ -98,6 +105,31 @@ def test_plain_helpers() -> None:
     for bad in (0, 0.5):
         with pytest.raises(PitrError, match="whole seconds"):
             bottomless_env(endpoint, "bucket", "db", bad)  # type: ignore[arg-type]
+
+
+def test_metrics_are_asked_again_when_sqld_drops_the_connection() -> None:
+    """sqld's admin port closes kept-alive connections; a GET that meets one (no response at all) is retried."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    body = b'bottomless_local_last_frame_no{db_name="ns-test:shop"} 42\n'
+
+    def serve() -> None:
+        for n in range(2):
+            conn, _ = listener.accept()
+            conn.recv(4096)
+            if n:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            conn.close()  # the first connection: dropped without a response
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        assert Layer2(url, url, "shop", "test", "bucket", None, 1, timeout=5).metrics() == {
+            "bottomless_local_last_frame_no": 42.0
+        }
+    finally:
+        thread.join(timeout=5)
+        listener.close()
 
 
 def test_fork_holds_the_point_and_nothing_from_the_incident_on(streaming: Streaming) -> None:
@@ -194,3 +226,85 @@ def test_rewind_in_place_makes_the_live_tables_equal_to_the_fork(streaming: Stre
         assert changed["orders"] == (1, 1)
         assert all(table_diff(staging, live, t) == ([], []) for t in TABLES)
     assert _digests(layer2) == _digests(layer2, "pitr-staging")
+
+
+def _at_second(offset: float) -> None:
+    """Sleep until `offset` seconds past the next whole second."""
+    now = time.time()
+    time.sleep(math.floor(now) + 1 + offset - now)
+
+
+def _names(prefix: str) -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter)}"
+
+
+def test_a_second_incident_right_after_a_repair_gets_every_row_back(streaming: Streaming, small_seed: SeedInfo) -> None:
+    """Regression (the random-sequence drill's loss on the own-schema seed): rows deleted, repaired from a
+    fork, and deleted again within a batch interval + 1 s of the repair. The fork before the second incident
+    (point_before: the last batch flushed before the incident's second) is then from between the first
+    incident and its repair: it lacks those rows too. A repair that only copied what that fork holds came
+    back short with nothing lost from the ledger; the repair reads an earlier point for them."""
+    layer2 = streaming.layer2
+    _write_marks(layer2, 2.5)
+    layer2.wait_for_batches(1, timeout=10)
+    picked = (("orders", "id IN (3, 7)"), ("order_items", "order_id IN (3, 7)"), ("attachments", "order_id IN (3, 7)"))
+    columns = {t: [c.name for c in small_seed.schema.table(t).columns] for t, _ in picked}
+    with layer2.session() as s:
+        scopes = tuple(RowScope(t, ("rowid",), tuple(tuple(r) for r in s.execute(f"SELECT rowid FROM {t} WHERE {w}").rows))
+                       for t, w in picked)  # fmt: skip
+
+    def incident() -> float:
+        with layer2.session() as s:
+            at = time.time()
+            s.execute("BEGIN IMMEDIATE")
+            for t, w in reversed(picked):
+                s.execute(f"DELETE FROM {t} WHERE {w}")
+            s.execute("COMMIT")
+        return at
+
+    names = _names("pitr-staging")
+
+    def repair(at: float) -> tuple[RepairPlan, float]:
+        source = RepairSource(layer2, layer2.fork(names(), point_before(at)), at, names)
+        with layer2.session() as live:
+            plan = plan_across_points(source, live, scopes)
+            apply_repair(live, plan, scopes, columns)
+        return plan, time.time()
+
+    _at_second(0.1)
+    first = incident()  # flushed in its own second or the next one
+    _at_second(1.02)  # the repair commits early in a second: its batch is flushed in that second or later
+    plan, repaired = repair(first)
+    assert not plan.unresolved and not plan.earlier, plan
+    second = incident()  # same second as the repair: point_before(second) excludes the repair's batch
+    assert math.floor(second) == math.floor(repaired), "timing: the second incident must follow the repair closely"
+    plan, _ = repair(second)
+    flushed = sorted({b.flushed_second for b in layer2.batches()})
+    evidence = (f"first incident {first:.3f}, repaired {repaired:.3f}, second incident {second:.3f}, second fork "
+                f"at {point_before(second)}, batch flush seconds {flushed[-6:]}, plan {plan.counts} {plan.earlier}")  # fmt: skip
+    assert _digests(layer2) == {t: small_seed.tables[t] for t in TABLES}, evidence
+    assert len(plan.earlier) >= 1 and sum(plan.counts.values()) == sum(len(s.keys) for s in scopes), evidence
+
+
+def test_a_repair_refuses_rows_no_restore_point_holds(streaming: Streaming, small_seed: SeedInfo) -> None:
+    """A row written after every restore point (inserted, then deleted by the incident within the same
+    second) cannot be told from any fork: the repair names it and writes nothing, not a short repair. A fork
+    that is not before the incident is refused (its missing rows may be the incident's own work)."""
+    layer2 = streaming.layer2
+    _write_marks(layer2, 2.5)
+    layer2.wait_for_batches(1, timeout=10)
+    with layer2.session() as s:
+        s.execute("INSERT INTO orders VALUES (900003, 1, 'new', 10, NULL, 'x', 1)")
+        scopes = (RowScope("orders", ("id",), ((900003,),)),)
+        at = time.time()
+        s.execute("DELETE FROM orders WHERE id = 900003")
+    names = _names("pitr-staging")
+    source = RepairSource(layer2, layer2.fork(names(), point_before(at)), at, names, lookback=2)
+    with layer2.session() as live:
+        with pytest.raises(PitrError, match=r"cannot tell what orders: 1 key\(s\) \[\(900003,\)\]"):
+            plan_across_points(source, live, scopes)
+        after = dataclasses.replace(source, incident_at=source.fork.requested)  # the fork holds the incident's second
+        with pytest.raises(PitrError, match="may hold the incident"):
+            plan_across_points(after, live, scopes)
+        assert live.execute("SELECT count(*) FROM orders WHERE id = 900003").rows == [(0,)]
