@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script
     sys.path.insert(0, str(ROOT))
 
-from fixtures.s3 import MOTO_CREDENTIALS, MotoServer, s3_client  # noqa: E402
 from reports.text import text_table  # noqa: E402
 
 SAMPLE_SECONDS = 2.0
@@ -94,11 +93,6 @@ def _leaked_containers() -> int:
         client.close()
 
 
-def _leaked_buckets(servers: list[MotoServer]) -> int:
-    return sum(len([b for b in s3_client(m.url, *MOTO_CREDENTIALS, "us-east-1").list_buckets().get("Buckets", [])
-                    if b["Name"].startswith("drill-")]) for m in servers)  # fmt: skip
-
-
 def _drive(command: list[str], env: dict[str, str]) -> tuple[int, list[float]]:
     """Run the soak's pytest, sampling its RSS; (exit code, RSS samples in MB)."""
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -112,27 +106,21 @@ def _drive(command: list[str], env: dict[str, str]) -> tuple[int, list[float]]:
 
 
 def soak(minutes: float, backend: str, workdir: Path, extra: list[str]) -> SoakRun:
-    servers = [MotoServer(name, workdir / f"moto-{name}.log").start() for name in ("us-east", "eu-west")]
-    history, artifacts = workdir / "history.jsonl", workdir / "artifacts"
-    env = {**os.environ, "DRILL_S3_US_EAST_ACCESS_KEY_ID": MOTO_CREDENTIALS[0],
-           "DRILL_S3_US_EAST_SECRET_ACCESS_KEY": MOTO_CREDENTIALS[1],
-           "DRILL_S3_EU_WEST_ACCESS_KEY_ID": MOTO_CREDENTIALS[0], "DRILL_S3_EU_WEST_SECRET_ACCESS_KEY": MOTO_CREDENTIALS[1]}  # fmt: skip
+    """The drills over and over in one pytest process on the runner's own regions (so region outages run
+    too); the soak plugin counts the drill buckets those regions still hold when the run ends."""
+    history, artifacts, buckets = workdir / "history.jsonl", workdir / "artifacts", workdir / "buckets-left.txt"
     command = [sys.executable, "-m", "pytest", "drills", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-               "-p", "bench.soak_plugin", f"--soak-minutes={minutes}", f"--drill-backend={backend}",
-               f"--drill-regions=us-east={servers[0].url} eu-west={servers[1].url}",
-               f"--drill-history=file:{history}", f"--drill-artifacts={artifacts}", *extra]  # fmt: skip
-    try:
-        code, rss = _drive(command, env)
-        records = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
-        results = [r for r in records if r.get("kind", "drill") == "drill"]
-        return SoakRun(minutes, backend, len(results), sum(1 for r in results if r.get("verdict") == "pass"),
-                       sum(int(r.get("acked_writes") or 0) for r in results), sum(_lost_beyond_rpo(r) for r in results),
-                       _leaked_processes(artifacts), _leaked_containers() if backend == "container" else 0,
-                       _leaked_buckets(servers), round(rss[min(len(rss) - 1, 15)] if rss else 0.0, 1),
-                       round(rss[-1] if rss else 0.0, 1), code)  # fmt: skip
-    finally:
-        for server in servers:
-            server.kill()
+               "-p", "bench.soak_plugin", f"--soak-minutes={minutes}", f"--soak-buckets-file={buckets}",
+               f"--drill-backend={backend}", f"--drill-history=file:{history}", f"--drill-artifacts={artifacts}",
+               *extra]  # fmt: skip
+    code, rss = _drive(command, dict(os.environ))
+    records = [json.loads(line) for line in history.read_text().splitlines()] if history.exists() else []
+    results = [r for r in records if r.get("kind", "drill") == "drill"]
+    left = int(buckets.read_text()) if buckets.exists() else -1  # -1: the plugin never counted (the run broke)
+    return SoakRun(minutes, backend, len(results), sum(1 for r in results if r.get("verdict") == "pass"),
+                   sum(int(r.get("acked_writes") or 0) for r in results), sum(_lost_beyond_rpo(r) for r in results),
+                   _leaked_processes(artifacts), _leaked_containers() if backend == "container" else 0, left,
+                   round(rss[min(len(rss) - 1, 15)] if rss else 0.0, 1), round(rss[-1] if rss else 0.0, 1), code)  # fmt: skip
 
 
 def table(run: SoakRun) -> list[str]:
