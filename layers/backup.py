@@ -242,12 +242,21 @@ class BackupScheduler(Background):
         self.last_seconds = time.monotonic() - started
         self.seconds.append(self.last_seconds)
         self.notify(Event(1, "success", time.time(), asdict(entry)))
-        removed = apply_retention(self.catalog, self.policy, datetime.now(UTC))
-        if removed:
-            self.notify(Event(1, "retention", time.time(), {"removed": [e.id for e in removed]}))
         with self._done:
             self._done.notify_all()
+        self._retain()
         return entry
+
+    def _retain(self) -> None:
+        """Apply retention; a store that fails it (e.g. its region just went away) is notified, and the
+        schedule goes on (the thread used to die on it)."""
+        try:
+            removed = apply_retention(self.catalog, self.policy, datetime.now(UTC))
+        except Exception as exc:
+            self.notify(Event(1, "retention", time.time(), {"removed": []}, f"{type(exc).__name__}: {exc}"[:500]))
+            return
+        if removed:
+            self.notify(Event(1, "retention", time.time(), {"removed": [e.id for e in removed]}))
 
     def wait_for(self, successes: int, timeout: float) -> bool:
         with self._done:

@@ -198,3 +198,23 @@ def test_interval_policy_next_run() -> None:
 def test_bad_schedule_raises(schedule: str) -> None:
     with pytest.raises(ValueError, match="daily HH:MM"):
         Policy(schedule)
+
+
+class RetentionFails(BackupCatalog):
+    """A catalog whose listing fails after each upload, as when the region goes away between the two."""
+
+    def entries(self) -> list[CatalogEntry]:
+        raise ConnectionError("the region's endpoint went away")
+
+
+def test_a_retention_that_fails_is_notified_and_the_schedule_goes_on(source: SqldServer, tmp_path: Path) -> None:
+    notifier = JsonlNotifier(tmp_path / "notifications.jsonl")
+    catalog = RetentionFails(LocalStore(tmp_path / "store"))
+    scheduler = BackupScheduler(source.http_url, catalog, Policy(interval_seconds=0.3, retention_count=1), notifier,
+                                sqld_version=source.version()).start()  # fmt: skip
+    try:
+        assert scheduler.wait_for(3, timeout=30), "the schedule must go on after a failed retention"
+    finally:
+        scheduler.stop()
+    failed = [e for e in notifier.events() if e.kind == "retention" and e.error]
+    assert len(failed) >= 3 and "ConnectionError: the region's endpoint went away" in failed[0].error
