@@ -76,7 +76,7 @@ _DECLARED: tuple[Detail, ...] = (
     ),
     Detail("pitr_fork_attempts", int, "forks asked until one answered (a 500 is asked again)"),
     Detail("damage", dict, "what the table-corruption damage did to the file"),
-    Detail("settle", dict, "admin API answers while settling the pages before the damage"),
+    Detail("settle", dict, "the offline checkpoint before the damage: data-wal bytes before, frames moved"),
     Detail("wal_bytes_at_damage", int, "bytes left in data-wal when the file was damaged"),
     Detail("start_refused", bool, "the server refused to start on the damaged file"),
     Detail("layer2_naive_restore", str, "what the gate said of layer 2's newest generation alone"),

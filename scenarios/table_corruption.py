@@ -1,7 +1,7 @@
 """Table corruption (layers 1 + 3): the primary's database file is damaged on disk while the workload
 writes — a table's b-tree pages overwritten, an index's pages overwritten, the file truncated, or its
-header zeroed. The server is checkpointed (so the pages live in the main file, not in data-wal),
-stopped, damaged and started again, as after a host restart on a bad disk.
+header zeroed. The server is stopped and its file checkpointed (so the pages live in the main file, not in
+data-wal), damaged and started again, as after a host restart on a bad disk.
 
 Detection is what an operator has: the server refusing to start, or the periodic `PRAGMA quick_check`
 (and query errors) on a server that starts. Recovery is layer 1, integrity-gated: the newest backup whose
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,11 +48,6 @@ if TYPE_CHECKING:
     from fixtures.seed import SeedInfo
     from fixtures.sqld import SqldServer
     from reports.stopwatch import Stopwatch
-
-SETTLE_ATTEMPTS = 40  # TRUNCATE checkpoints tried, 0.25 s apart, until data-wal is empty
-ADMIN_TIMEOUT = 5.0  # seconds an admin call may take (a checkpoint that waits longer is tried again)
-CHECKPOINT = "/v1/namespaces/default/checkpoint"  # admin API: TRUNCATE checkpoint (works without namespaces)
-CONFIG = "/v1/namespaces/default/config"  # admin API: block_writes (not kept across a restart)
 
 
 @dataclass
@@ -123,42 +119,33 @@ def arm_with_layer2(drill: Drill) -> None:
     drill.arm_backups()
 
 
-def _admin_post(server: SqldServer, path: str, body: dict[str, Any] | None = None) -> str:
-    try:
-        response = requests.post(f"{server.admin_url}{path}", json=body, timeout=ADMIN_TIMEOUT)
-    except requests.RequestException as exc:
-        return f"failed: {type(exc).__name__}"
-    return "ok" if response.status_code == 200 else f"HTTP {response.status_code}: {response.text[:200]}"
-
-
-def settle_into_file(server: SqldServer) -> dict[str, str]:
-    """Freeze writes, then TRUNCATE-checkpoint, so the main file holds every page and data-wal is empty when
-    the server stops. Without it, a page the WAL still holds masks its damage after the restart (measured:
-    a zeroed header, page 1 in the WAL, and sqld started clean). The freeze ends with the restart."""
-    block = {"block_reads": False, "block_writes": True, "block_reason": "drill: settling pages before damage"}
-    settled = {"block_writes": _admin_post(server, CONFIG, block)}
+def settle_into_file(server: SqldServer) -> dict[str, Any]:
+    """Stop the server (graceful), then checkpoint its file offline (TRUNCATE, Python's sqlite3), so the main
+    file holds every page and data-wal is empty: a page the WAL still holds masks its damage after the restart
+    (measured: a zeroed header, page 1 in the WAL, and sqld started clean). Offline, because sqld 0.24.32's
+    own checkpoint (admin API) can wait forever after a busy write load (its write lock handed to a
+    connection no longer waiting; every other connection spins on it: sqld-facts)."""
+    server.stop()
     wal = server.db_dir / "data-wal"
-    for _ in range(SETTLE_ATTEMPTS):  # a reader (a backup's /dump) can hold frames back: SQLITE_BUSY, retry
-        settled["checkpoint"] = _admin_post(server, CHECKPOINT)
-        if settled["checkpoint"] == "ok" and (not wal.exists() or wal.stat().st_size == 0):
-            return settled
-        time.sleep(0.25)
-    settled["checkpoint"] = f"data-wal still holds {wal.stat().st_size} bytes after {SETTLE_ATTEMPTS} checkpoints"
-    return settled
+    held = wal.stat().st_size if wal.exists() else 0
+    with contextlib.closing(sqlite3.connect(server.db_file, timeout=5)) as conn:
+        busy, frames, moved = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    left = wal.stat().st_size if wal.exists() else 0
+    if busy or left or frames != moved:
+        raise RuntimeError(
+            f"could not settle {server.db_file}'s pages before the damage: the offline checkpoint moved {moved} of "
+            f"{frames} WAL frames (busy {busy}) and data-wal still holds {left} bytes"
+        )
+    return {"wal_bytes_before": held, "frames_checkpointed": moved}
 
 
 def damage(form: DamageForm) -> Callable[[Drill], None]:
     def run(drill: Drill) -> None:
         primary, state = drill.primary, drill.state(CorruptionState)
         assert primary is not None
-        state.damage_at = time.time()  # just before the freeze
+        state.damage_at = time.time()  # just before the server stops
         with drill.traffic.quiet() if drill.traffic else contextlib.nullcontext():
-            # measured at 4 writers x 400/s + 2 readers (container): with the application's requests going
-            # on, sqld's TRUNCATE checkpoint waited (spinning a core) for 6 minutes and more
-            settled = drill.details["settle"] = settle_into_file(primary)
-        if any(v != "ok" for v in settled.values()):
-            raise RuntimeError(f"sqld admin API refused to settle the pages before the damage: {settled}")
-        primary.stop()  # graceful; it does not checkpoint by itself (data-wal keeps what it holds)
+            drill.details["settle"] = settle_into_file(primary)  # no request of the application in between
         wal = primary.db_dir / "data-wal"
         drill.details["wal_bytes_at_damage"] = wal.stat().st_size if wal.exists() else 0
         state.damage = drill.details["damage"] = form.apply(primary.db_file).describe()
