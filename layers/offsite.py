@@ -464,6 +464,19 @@ def read_offsite_entry(store: ObjectStore, backup_id: str, keys: Keyring) -> tup
     return entry, replicated_at, size
 
 
+def entry_or_refusal(
+    store: ObjectStore, backup_id: str, keys: Keyring, url: str, what: str = ""
+) -> tuple[CatalogEntry, str, int] | Refusal:
+    """`read_offsite_entry`, or the refusal saying why the entry cannot be used (`what` leads its reason)."""
+    try:
+        return read_offsite_entry(store, backup_id, keys)
+    except ObjectMissing as exc:
+        return Refusal(4, url, backup_id, f"{what}object missing: {exc}")
+    except (TamperedObject, ValueError) as exc:
+        fetched = exc.fetched if isinstance(exc, TamperedObject) else 0
+        return Refusal(4, url, backup_id, f"{what}{exc}", fetched)
+
+
 @dataclass(frozen=True)
 class OffsiteSource:
     """The offsite region's sealed copies, for layers.recovery: `store` is the offsite store alone."""
@@ -480,17 +493,12 @@ class OffsiteSource:
     def offers(self) -> tuple[list[Offer], list[Refusal]]:
         offers, refused = [], []
         for backup_id in offsite_ids(self.store):
-            try:
-                entry, replicated_at, size = read_offsite_entry(self.store, backup_id, self.keys)
-            except ObjectMissing as exc:
-                refused.append(Refusal(4, self.url, backup_id, f"object missing: {exc}"))
+            found = entry_or_refusal(self.store, backup_id, self.keys, self.url)
+            if isinstance(found, Refusal):
+                refused.append(found)
                 continue
-            except (TamperedObject, ValueError) as exc:
-                fetched = exc.fetched if isinstance(exc, TamperedObject) else 0
-                refused.append(Refusal(4, self.url, backup_id, str(exc), fetched))
-                continue
-            fetch = functools.partial(self.fetch, entry, replicated_at)
-            offers.append(Offer(4, self.url, entry, fetch, size))
+            entry, replicated_at, size = found
+            offers.append(Offer(4, self.url, entry, functools.partial(self.fetch, entry, replicated_at), size))
         return offers, refused
 
     def fetch(self, entry: CatalogEntry, replicated_at: str, workdir: Path) -> Fetched:

@@ -17,13 +17,12 @@ from layers.offsite import (
     CATALOG,
     Keyring,
     OffsiteSource,
-    TamperedObject,
     entry_key,
+    entry_or_refusal,
     object_key,
-    read_offsite_entry,
 )
 from layers.recovery import Fetched, Offer, Refusal, Refused
-from layers.store import STORE_ERRORS, ObjectMissing, ObjectVersion, S3Store
+from layers.store import STORE_ERRORS, ObjectVersion, S3Store
 
 
 @dataclass(frozen=True)
@@ -104,11 +103,10 @@ class VersionedOffsiteSource:
         """The newest version of the backup's catalog entry that authenticates; refusals for the others."""
         for version in version_ids:
             pinned = self.store.pinned({entry_key(backup_id): version})
-            try:
-                return read_offsite_entry(pinned, backup_id, self.keys)
-            except (ObjectMissing, TamperedObject, ValueError) as exc:
-                fetched = exc.fetched if isinstance(exc, TamperedObject) else 0
-                refused.append(Refusal(4, self.url, backup_id, f"entry version {version}: {exc}", fetched))
+            found = entry_or_refusal(pinned, backup_id, self.keys, self.url, f"entry version {version}: ")
+            if not isinstance(found, Refusal):
+                return found
+            refused.append(found)
         return None
 
     def _fetch(self, version: str, entry: CatalogEntry, replicated_at: str, workdir: Path) -> Fetched:

@@ -44,7 +44,5 @@ def serve_newest_sound(
         if loser.server is not winner.server:
             with contextlib.suppress(Exception):
                 loser.server.kill()
-    if recovery.judge is None:
-        return verified[winner.name], [], {}
-    checks, details = recovery.judge(verified, winner.name)
+    checks, details = recovery.judge(verified, winner.name) if recovery.judge else ([], {})
     return verified[winner.name], checks, details

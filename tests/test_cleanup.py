@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.engine import find_engine
+from fixtures.reaper import labelled_containers
 from tests.drillrun import ROOT
 
 
@@ -31,15 +31,10 @@ def _drill_processes(marker: str) -> list[int]:
 
 
 def _labelled_containers(marker: str) -> list[str]:
-    engine = find_engine()
-    if engine is None:
-        return []
-    client = engine.client()
-    try:
-        found = client.containers.list(all=True, filters={"label": "drill-runner=1"})
-        return [c.id for c in found if any(marker in m.get("Source", "") for m in c.attrs.get("Mounts", []))]
-    finally:
-        client.close()
+    """The drill containers mounting a folder under `marker` (this test's own)."""
+    return labelled_containers(
+        "drill-runner=1", lambda c: any(marker in m.get("Source", "") for m in c.attrs.get("Mounts", []))
+    )
 
 
 def _start_drill(tmp_path: Path, backend: str) -> subprocess.Popen[str]:
