@@ -160,15 +160,15 @@ def _service_repointed_late() -> None:
     """The failover is reported done, but the service address follows the recovered server 2 s later."""
     import threading
 
-    from fixtures.service_proxy import ServiceProxy
+    from fixtures.service_address import ServiceAddress
 
-    real = ServiceProxy.repoint
+    real = ServiceAddress.repoint
 
-    def late(self: ServiceProxy, upstream: tuple[str, int]) -> float:
+    def late(self: ServiceAddress, upstream: tuple[str, int]) -> float:
         threading.Timer(2.0, real, args=(self, upstream)).start()
         return real(self, self.upstream)  # reports "done" without moving
 
-    ServiceProxy.repoint = late  # type: ignore[method-assign]
+    ServiceAddress.repoint = late  # type: ignore[method-assign]
 
 
 def _ransomware_defences(**removed: bool) -> Callable[[], None]:

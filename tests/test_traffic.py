@@ -7,11 +7,15 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from fixtures import service_address
 from fixtures.ledger import Ledger, RowChange, assess
 from fixtures.readers import Read, Reader, judge_reads
+from fixtures.reaper import SESSION_ENV, Reaper
+from fixtures.service_address import ServiceAddress
 from fixtures.service_proxy import ServiceProxy
 from fixtures.traffic import AppView
 from scenarios.service import load_held, outage_agrees
@@ -74,8 +78,11 @@ def _hello(port: int) -> tuple[socket.socket, bytes]:
     return sock, sock.recv(10)
 
 
-def test_the_service_address_follows_a_repoint_and_drains_open_connections(echo_servers: list[tuple[str, int]]) -> None:
-    proxy = ServiceProxy(echo_servers[0])
+@pytest.mark.parametrize("kind", [ServiceAddress, ServiceProxy], ids=["own process", "in process"])
+def test_the_service_address_follows_a_repoint_and_drains_open_connections(
+    echo_servers: list[tuple[str, int]], kind: type[ServiceAddress] | type[ServiceProxy]
+) -> None:
+    proxy = kind(echo_servers[0])
     try:
         held, first = _hello(proxy.port)
         assert first == b"one"
@@ -86,6 +93,45 @@ def test_the_service_address_follows_a_repoint_and_drains_open_connections(echo_
         assert _hello(proxy.port)[1] == b"two"
     finally:
         proxy.close()
+
+
+def test_the_proxy_forwards_small_writes_at_once_and_keeps_idle_connections(
+    echo_servers: list[tuple[str, int]],
+) -> None:
+    """TCP_NODELAY on both legs (a request written in two parts otherwise waited ~40 ms for a delayed ACK:
+    every read and health probe through the service address did) and no timeout on an idle connection."""
+    proxy = ServiceProxy(echo_servers[0])
+    try:
+        held, _ = _hello(proxy.port)
+        with proxy._lock:
+            legs = list(proxy._open)
+        assert len(legs) == 2
+        for leg in legs:
+            assert leg.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert leg.gettimeout() is None
+        held.close()
+    finally:
+        proxy.close()
+
+
+def test_the_service_address_process_is_tracked_and_ends_with_close(
+    echo_servers: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    reaper = Reaper(tmp_path)
+    address = ServiceAddress(echo_servers[0], reaper=reaper)
+    record = reaper.dir / f"pid-{address.pid}"
+    assert record.read_text() == "service-proxy"
+    assert f"{SESSION_ENV}={reaper.session}".encode() in Path(f"/proc/{address.pid}/environ").read_bytes()
+    held, _ = _hello(address.port)
+    address.close()
+    assert held.recv(10) == b"", "a connection outlived the proxy"
+    assert not record.exists() and not Path(f"/proc/{address.pid}").exists()
+
+
+def test_a_service_proxy_that_cannot_start_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service_address, "PROXY", Path("/nonexistent/service_proxy.py"))
+    with pytest.raises(RuntimeError, match=r"service proxy .* answered '' instead of 'listening'"):
+        ServiceAddress(("127.0.0.1", 9))
 
 
 def test_reads_are_judged_against_the_ledger() -> None:
@@ -112,7 +158,7 @@ def _schema():  # type: ignore[no-untyped-def]
 
 
 def _view(**kw: object) -> AppView:
-    base = {"requested_rate": 100.0, "achieved_rate": 95.0, "latency_before": None, "latency_after": None,
+    base = {"requested_rate": 100.0, "achieved_rate": 95.0, "longest_stall": 0.2, "latency_before": None, "latency_after": None,
             "last_ack_before": 10.0, "first_failure": 10.05, "first_ack_after": 12.0}  # fmt: skip
     return AppView(**{**base, **kw})  # type: ignore[arg-type]
 
@@ -122,6 +168,9 @@ def test_load_held_and_the_two_outage_clocks() -> None:
     assert (
         "80 writes/s acknowledged before the damage of 100 requested" in load_held(_view(achieved_rate=80.0), 4).detail
     )
+    stalled = load_held(_view(achieved_rate=40.0, longest_stall=4.94), 4)
+    assert not stalled.ok and stalled.detail.endswith("; no write was acknowledged for 4.94s)"), stalled.detail
+    assert "acknowledged for" not in load_held(_view(achieved_rate=80.0), 4).detail  # no stall worth naming
     # damage at 10.0, re-pointed at 12.0 (RTO 2.0): the application's 1.95 s agrees
     assert outage_agrees(_view(), rto=2.0, failure_at=10.0, probe_interval=0.2).ok
     late = outage_agrees(_view(first_ack_after=14.0), rto=2.0, failure_at=10.0, probe_interval=0.2)
@@ -138,3 +187,4 @@ def test_a_drill_under_less_load_than_asked_for_fails_load_held(tmp_path) -> Non
     load = next(c for c in record["checks"] if c["name"] == "load_held")
     assert not load["ok"] and "of 20000 requested over 1 writer(s)" in load["detail"], load
     assert record["details"]["load"]["requested_rate"] == 20000.0 and record["details"]["load"]["achieved_rate"] > 0
+    assert 0 < record["details"]["load"]["longest_stall_s"] < 5, record["details"]["load"]
