@@ -7,6 +7,7 @@ go through layers.recovery."""
 from __future__ import annotations
 
 import builtins
+import contextlib
 import gzip
 import hashlib
 import json
@@ -35,6 +36,7 @@ CATALOG = "layer1/catalog/"
 BACKUPS = "layer1/backups/"
 REPLAY_CHUNK = 1 << 20  # bytes of dump text per Hrana request
 FORMATS = {"page": ".db.zst", "dump": ".sql.gz"}  # backup format -> object name suffix
+HOLD_POLL = 0.05  # seconds a held scheduler waits between looks
 
 
 PRODUCTION_POLICY = Policy(schedule="daily 02:00", retention_days=30.0)
@@ -229,6 +231,7 @@ class BackupScheduler(Background):
         self.last_seconds = 0.0  # how long the newest backup took
         self.seconds: list[float] = []  # every successful cycle's duration, in order
         self._done = threading.Condition()
+        self._held = threading.Event()
 
     def run_once(self) -> CatalogEntry | None:
         started = time.monotonic()
@@ -262,8 +265,22 @@ class BackupScheduler(Background):
         with self._done:
             return self._done.wait_for(lambda: self.succeeded >= successes, timeout=timeout)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No backup starts inside the block (one under way finishes); the schedule goes on afterwards. For
+        a drill's own steps around a damage (a backup there would see the application stopped by the runner,
+        not as it runs: it would hold every acknowledged write)."""
+        self._held.set()
+        try:
+            yield
+        finally:
+            self._held.clear()
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._held.is_set():
+                self._stop.wait(HOLD_POLL)
+                continue
             self.run_once()
             now = datetime.now(UTC)
             self._stop.wait((self.policy.next_run(now) - now).total_seconds())

@@ -144,11 +144,15 @@ def damage(form: DamageForm) -> Callable[[Drill], None]:
         primary, state = drill.primary, drill.state(CorruptionState)
         assert primary is not None
         state.damage_at = time.time()  # just before the server stops
-        with drill.traffic.quiet() if drill.traffic else contextlib.nullcontext():
-            drill.details["settle"] = settle_into_file(primary)  # no request of the application in between
-        wal = primary.db_dir / "data-wal"
-        drill.details["wal_bytes_at_damage"] = wal.stat().st_size if wal.exists() else 0
-        state.damage = drill.details["damage"] = form.apply(primary.db_file).describe()
+        with contextlib.ExitStack() as runner_steps:  # until the host is back: the runner's steps, not the app's
+            if drill.traffic:
+                runner_steps.enter_context(drill.traffic.quiet())  # no request of the application in between
+            if drill.scheduler:
+                runner_steps.enter_context(drill.scheduler.held())
+            drill.details["settle"] = settle_into_file(primary)
+            wal = primary.db_dir / "data-wal"
+            drill.details["wal_bytes_at_damage"] = wal.stat().st_size if wal.exists() else 0
+            state.damage = drill.details["damage"] = form.apply(primary.db_file).describe()
         if state.layer2:  # the host stays down into the next whole second, as a reboot would:
             time.sleep(max(0.0, math.floor(time.time()) + 1 - time.time()))  # layer 2's granularity is 1 s
         state.restarted_at = time.time()  # the damage can reach layer 2 from here on

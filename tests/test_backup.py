@@ -78,6 +78,31 @@ def test_scheduler_notifies_and_applies_retention(source: SqldServer, catalog: B
     assert entries[0].id == newest.detail["id"]
 
 
+def test_a_held_scheduler_starts_no_backup_until_released(catalog: BackupCatalog, tmp_path: Path) -> None:
+    """Around a drill's own damage steps: a backup there would see the application stopped by the runner."""
+    started: list[float] = []
+
+    def job() -> CatalogEntry:
+        started.append(time.monotonic())
+        raise RuntimeError("counted, not taken")
+
+    notifier = JsonlNotifier(tmp_path / "notifications.jsonl")
+    scheduler = BackupScheduler("http://127.0.0.1:9", catalog, Policy(interval_seconds=0.05), notifier,
+                                sqld_version="?", job=job).start()  # fmt: skip
+    try:
+        with scheduler.held():
+            time.sleep(0.2)  # a cycle under way when the hold began may finish
+            held_from, before = time.monotonic(), len(started)
+            time.sleep(0.5)
+            assert len(started) == before, "a backup started while the scheduler was held"
+        deadline = time.monotonic() + 10
+        while len(started) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        scheduler.stop()
+    assert len(started) > before and started[-1] > held_from + 0.5, "the schedule did not go on after the hold"
+
+
 def test_scheduler_against_a_dead_server_notifies_failure(catalog: BackupCatalog, tmp_path: Path) -> None:
     notifier = JsonlNotifier(tmp_path / "notifications.jsonl")
     dead = f"http://127.0.0.1:{free_port()}"
