@@ -33,6 +33,7 @@ N = (int, float)
 _DECLARED: tuple[Detail, ...] = (
     # every drill
     Detail("artifacts", str, "folder of the drill's servers, logs, ledger and notifications"),
+    Detail("sqld_args", list, "extra sqld flags every drill server ran with (drill_sqld_args)"),
     Detail("failure_at", str, "ISO instant of the damage"),
     Detail("recovery_cut_write", int, "id of the newest ledger write the recovered database holds (0: none)"),
     Detail("row_counts", dict, "rows per table in the recovered database"),

@@ -16,6 +16,7 @@ from fixtures.config import (
     parse_objectives,
     parse_regions,
     parse_scale,
+    parse_sqld_args,
 )
 
 
@@ -182,3 +183,18 @@ def test_option_names() -> None:
     names = {opt.name: (opt.ini, opt.flag) for opt in OPTIONS}
     assert names["backup_interval"] == ("drill_backup_interval", "--drill-backup-interval")
     assert names["sqld_binary"] == ("drill_sqld_binary", "--drill-sqld-binary")
+
+
+def test_sqld_args_are_shell_words_and_leave_the_runners_flags_alone() -> None:
+    assert DrillConfig.from_values({}).sqld_args == ()
+    assert parse_sqld_args("--checkpoint-interval-s 60 --max-log-size='200'") == (
+        "--checkpoint-interval-s", "60", "--max-log-size=200",
+    )  # fmt: skip
+    for owned in ("--db-path /srv/db", "--http-listen-addr=0.0.0.0:8080", "--admin-listen-addr 127.0.0.1:1",
+                  "--grpc-listen-addr 0.0.0.0:5001", "--enable-bottomless-replication"):  # fmt: skip
+        with pytest.raises(ConfigError, match=r"^drill_sqld_args: --[a-z-]+ is set by the runner .*: remove it$"):
+            parse_sqld_args(owned)
+    with pytest.raises(ConfigError, match="fix the quoting"):
+        parse_sqld_args("--x 'unclosed")
+    with pytest.raises(ConfigError, match="must start with a flag"):
+        parse_sqld_args("60 --checkpoint-interval-s")
