@@ -293,6 +293,15 @@ def restore_rows(bench: Bench, seed: SeedInfo, layer: int, fmt: str, sources: li
                          detail=verify_detail, note=note)]  # fmt: skip
 
 
+def _snapshot_in(keys: list[str]) -> bool:
+    return any("/db." in k for k in keys)
+
+
+def _keys(region: Region, bucket: str) -> list[str]:
+    pages = region.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
 def layer2_restore(bench: Bench, seed: SeedInfo) -> list[Row]:
     """Bottomless: snapshot a seeded sqld into a bucket, then time a fresh sqld restoring it at start."""
     region = bench.region("us-east")
@@ -302,10 +311,13 @@ def layer2_restore(bench: Bench, seed: SeedInfo) -> list[Row]:
     source = bench.server("l2-source", env, args)
     install_seed(seed, source.db_file)
     source.start()
-    source.stop(timeout=1800)  # SIGTERM: bottomless uploads the snapshot and flushes its queue
-    keys = [o["Key"] for p in region.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for o in p.get("Contents", [])]  # fmt: skip
-    if not any("/db." in k for k in keys):
+    patience = 60 + seed.bytes / 2e6  # seconds: the snapshot upload grows with the file
+    deadline = time.monotonic() + patience
+    while not _snapshot_in(_keys(region, bucket)) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the snapshot first: a SIGTERM while sqld still started once hung it for 7+ minutes
+    source.stop(timeout=patience)  # SIGTERM: bottomless flushes its queue (SIGKILL after `patience`)
+    keys = _keys(region, bucket)
+    if not _snapshot_in(keys):
         raise RuntimeError(f"bottomless left no snapshot in s3://{bucket}: {keys[:10]}")
     empty = bench.server("empty")
     started = time.monotonic()

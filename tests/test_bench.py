@@ -5,12 +5,13 @@ and with two xdist workers and proves the workers stayed isolated (one whole his
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 import layers.recovery
-from bench import load_held, restore_speed, suite_time
+from bench import load_held, restore_speed, sqld_write_lock, suite_time
 from bench.procstat import cpu_seconds, peak_mb, reset_peak
 from fixtures.sqld import SqldServer
 
@@ -117,13 +118,27 @@ def test_soak_runs_drills_back_to_back_and_leaves_nothing(tmp_path: Path, capsys
 
 
 def test_load_held_prints_each_mode_with_the_rate_it_achieved(capsys: pytest.CaptureFixture[str]) -> None:
-    """bench/load_held.py measures the application alone and beside page snapshots synced in and out of
-    the runner's process, on a real sqld: every row has acknowledged writes and the snapshot rows backups."""
+    """bench/load_held.py measures the application alone (its proxy in and out of the runner's process) and
+    beside page snapshots synced in and out of it and layer-4 copies, on a real sqld: every row has
+    acknowledged writes, the snapshot rows backups, and each process its CPU."""
     assert load_held.main(["--backends", "process", "--writers", "2", "--rate", "40", "--seconds", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    rows = [line for line in lines if line.startswith("process")]
-    assert [next(m for m in load_held.MODES if m in row) for row in rows] == list(load_held.MODES)
+    header = next(i for i, line in enumerate(lines) if line.startswith("backend"))
+    spans = [m.span() for m in re.finditer(r"-+", lines[header + 1])]  # the table's column widths
+    names = [lines[header][a:b].strip() for a, b in spans]
+    rows = [dict(zip(names, (line[a:b].strip() for a, b in spans), strict=True)) for line in lines[header + 2 :]]
+    assert [r["mode"] for r in rows] == list(load_held.MODES)
     for row in rows:
-        achieved, backups = float(row.split()[-6]), int(row.split()[-1])
-        assert achieved > 0, row
-        assert (backups > 0) == ("snapshots" in row), row
+        assert float(row["achieved/s"]) > 0, row
+        assert (int(row["backups"]) > 0) == ("snapshots" in row["mode"]), row
+        assert "runner" in row["CPU % of a core"] and "sqld" in row["CPU % of a core"], row
+        assert ("proxy" in row["CPU % of a core"]) == ("proxy in the runner" not in row["mode"]), row
+
+
+def test_sqld_write_lock_prints_one_row_per_try_with_its_probes(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/sqld_write_lock.py on a real sqld: each try's writes, the probes after the writers stop, a verdict."""
+    assert sqld_write_lock.main(["--tries", "1", "--writers", "2", "--seconds", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    (row,) = [line.split() for line in out if line.split()[:2] == ["1", "2"]]
+    assert int(row[2]) > 0 and row[-1] in ("ok", "stalled", "STUCK"), row
+    assert out[-1].startswith("stuck: ") and out[-1].endswith(" of 1 tries"), out
