@@ -40,6 +40,7 @@ class SuiteRun:
     drills: int  # distinct drill ids among them
     run_ids: int  # distinct run ids among them (one per pytest process that ran drills)
     exit_code: int
+    failures: tuple[str, ...] = ()  # "scenario [backend]: what failed" of each result that did not pass
 
     @property
     def isolated(self) -> bool:
@@ -83,7 +84,13 @@ def run_suite(workers: int, backend: str, scale: str, workdir: Path, extra: list
     return SuiteRun(workers, backend, scale, seconds, counts.get("passed", 0),
                     counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0),
                     len(records), len({r.get("drill") for r in records}), len({r.get("run_id") for r in records}),
-                    proc.returncode)  # fmt: skip
+                    proc.returncode, tuple(_failure(r) for r in records if r.get("verdict") != "pass"))  # fmt: skip
+
+
+def _failure(record: dict[str, object]) -> str:
+    why = record.get("failures") or [record.get("error")]
+    text = "; ".join(map(str, why)) if isinstance(why, list) else str(why)
+    return f"{record.get('scenario')} [{record.get('backend')}]: {text[:400]}"
 
 
 def table(runs: list[SuiteRun]) -> list[str]:
@@ -136,7 +143,7 @@ def main(argv: list[str] | None = None) -> list[SuiteRun]:
         for workers in args.worker_list:
             run = run_suite(workers, args.backend, args.scale, Path(tmp), args.pytest_args)
             runs.append(run)
-            print("\n".join(table([run])[2:]), flush=True)
+            print("\n".join(table([run])[2:] + [f"  {workers} worker(s): {f}" for f in run.failures]), flush=True)
     print()
     print("\n".join(table(runs)))
     load = os.getloadavg()

@@ -87,7 +87,10 @@ def test_suite_time_with_two_workers_keeps_drills_isolated(tmp_path: Path, capsy
     runs = suite_time.main(["--workers", "1,2", "--backend", "process", "--workdir", str(tmp_path),
                             "--", "-k", "(test_total_loss and not dump) or (test_table_corruption and truncate)"])  # fmt: skip
     serial, parallel = runs
-    assert (serial.passed, parallel.passed, serial.failed, parallel.failed) == (2, 2, 0, 0)
+    assert (serial.passed, parallel.passed, serial.failed, parallel.failed) == (2, 2, 0, 0), (
+        serial.failures,
+        parallel.failures,
+    )
     assert serial.records == parallel.records == 2 and serial.run_ids == 1
     assert parallel.run_ids == 1, "the xdist workers of one run record under the run's one id"
     assert suite_time.all_good(runs)

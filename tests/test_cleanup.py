@@ -88,6 +88,8 @@ def test_next_run_ends_what_a_killed_run_left(tmp_path: Path, backend: str) -> N
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q", "drills"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert "ended leftovers" in done.stdout, done.stdout[-2000:]
+    # Any later run of this checkout sweeps it: under xdist another worker's drill run may have been first.
+    killed_session = list((ROOT / ".drills" / "run").glob(f"{proc.pid}-*"))
+    assert "ended leftovers" in done.stdout or not killed_session, done.stdout[-2000:]
     assert _drill_processes(marker) == []
     assert _labelled_containers(marker) == []
